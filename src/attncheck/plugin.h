@@ -1,0 +1,73 @@
+/* attncheck plugin ABI, version 1.
+ *
+ * This header is the public contract of attncheck, exactly as
+ * shared/spec/plugin-abi.md states it: what a third party implements so that
+ * `attncheck verify` can check it. Plain C, includable from C and C++. It may
+ * only grow in a later ABI version.
+ *
+ * The operation: attention over video tensors stored logically as
+ * (B, C, T, H, W). For every group (SPATIAL: (b, t); TEMPORAL: (b, h, w);
+ * SPATIOTEMPORAL: (b)), head g, query position p and key position r:
+ *
+ *     logit[p, r] = scale * sum_{d < D} q[g*D + d, p] * k[g*D + d, r]
+ *     P[p, r]     = exp(logit[p, r]) / sum_{r'} exp(logit[p, r'])
+ *     out[g*Dv + e, p] = sum_r P[p, r] * v[g*Dv + e, r]
+ *
+ * with D = C / heads and Dv = Cv / heads (channels head-major). Positions are
+ * numbered row-major over the attended axes. Element (i0..i4) of a tensor
+ * lives at (char*)data + byte_offset + sizeof(element) * sum_j i_j*strides[j];
+ * strides == NULL means compact row-major; strides are never negative; q, k
+ * and v may have zero strides and may share memory; out never does.
+ */
+#ifndef ATTNCHECK_PLUGIN_H
+#define ATTNCHECK_PLUGIN_H
+
+#include <dlpack/dlpack.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define ATTNCHECK_ABI_VERSION 1
+
+typedef enum attncheck_axes {
+  ATTNCHECK_SPATIAL = 0,
+  ATTNCHECK_TEMPORAL = 1,
+  ATTNCHECK_SPATIOTEMPORAL = 2
+} attncheck_axes;
+
+typedef enum attncheck_status {
+  ATTNCHECK_OK = 0,          /* out holds the result                                   */
+  ATTNCHECK_UNSUPPORTED = 1, /* declined (dtype, axes, layout, size): not a failure    */
+  ATTNCHECK_FAILED = 2       /* the implementation detected an error; message says why */
+} attncheck_status;
+
+typedef struct attncheck_attention {
+  attncheck_axes axes;
+  const DLTensor* q;
+  const DLTensor* k;
+  const DLTensor* v;
+  DLTensor* out;   /* allocated by the caller, written by the implementation */
+  int64_t heads;
+  double scale;
+} attncheck_attention;
+
+typedef struct attncheck_impl {
+  const char* name;          /* unique within its library: [a-z0-9_.-]+        */
+  DLDeviceType device_type;  /* kDLCPU or kDLCUDA: where the caller puts tensors */
+  attncheck_status (*attention)(const attncheck_attention* call,
+                                char* message, size_t message_size);
+} attncheck_impl;
+
+/* The one symbol a plugin library exports (extern "C" from C++). It returns an
+   array of *count implementations that stays valid while the library is
+   loaded, or NULL when it cannot serve abi_version. */
+const attncheck_impl* attncheck_impls(int abi_version, size_t* count);
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif /* ATTNCHECK_PLUGIN_H */
