@@ -1,0 +1,206 @@
+#include <attncheck/validate.h>
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+namespace attncheck {
+
+int64_t dtype_size(DLDataType t) {
+  if (t.lanes != 1) return 0;
+  if (t.code == kDLFloat && t.bits == 32) return 4;
+  if (t.code == kDLFloat && t.bits == 64) return 8;
+  if (t.code == kDLFloat && t.bits == 16) return 2;
+  if (t.code == kDLBfloat && t.bits == 16) return 2;
+  return 0;
+}
+
+const char* dtype_name(DLDataType t) {
+  if (t.lanes != 1) return "?";
+  if (t.code == kDLFloat && t.bits == 32) return "f32";
+  if (t.code == kDLFloat && t.bits == 64) return "f64";
+  if (t.code == kDLFloat && t.bits == 16) return "f16";
+  if (t.code == kDLBfloat && t.bits == 16) return "bf16";
+  return "?";
+}
+
+void write_message(char* buffer, size_t size, const std::string& text) {
+  if (buffer == nullptr || size == 0) return;
+  size_t n = text.size() < size - 1 ? text.size() : size - 1;
+  std::memcpy(buffer, text.data(), n);
+  buffer[n] = '\0';
+}
+
+namespace {
+
+constexpr const char* kNames[4] = {"q", "k", "v", "out"};
+constexpr const char* kDims[5] = {"B", "C", "T", "H", "W"};
+
+bool fail(std::string* error, const std::string& text) {
+  if (error) *error = text;
+  return false;
+}
+
+// Checks one tensor on its own; fills its effective strides.
+bool check_tensor(const DLTensor* t, int which, std::array<int64_t, 5>& strides,
+                  std::string* error) {
+  const std::string name = kNames[which];
+  if (t == nullptr) return fail(error, name + ": tensor pointer is null");
+  if (t->ndim != 5)
+    return fail(error, name + ": ndim is " + std::to_string(t->ndim) +
+                           ", expected 5 (B, C, T, H, W)");
+  if (t->shape == nullptr) return fail(error, name + ": shape is null");
+  if (t->data == nullptr) return fail(error, name + ": data is null");
+  if (dtype_size(t->dtype) == 0)
+    return fail(error, name + ": unsupported dtype (code " +
+                           std::to_string(t->dtype.code) + ", bits " +
+                           std::to_string(t->dtype.bits) + ", lanes " +
+                           std::to_string(t->dtype.lanes) + ")");
+  for (int d = 0; d < 5; ++d)
+    if (t->shape[d] < 1)
+      return fail(error, name + ": shape[" + std::to_string(d) + "] (" + kDims[d] +
+                             ") is " + std::to_string(t->shape[d]) + ", must be >= 1");
+  // Compact strides when strides is NULL; checked arithmetic throughout.
+  if (t->strides == nullptr) {
+    int64_t s = 1;
+    for (int d = 4; d >= 0; --d) {
+      strides[d] = s;
+      if (__builtin_mul_overflow(s, t->shape[d], &s))
+        return fail(error, name + ": element count overflows int64");
+    }
+  } else {
+    for (int d = 0; d < 5; ++d) {
+      strides[d] = t->strides[d];
+      if (strides[d] < 0)
+        return fail(error, name + ": strides[" + std::to_string(d) + "] (" + kDims[d] +
+                               ") is " + std::to_string(strides[d]) + ", must be >= 0");
+      if (which == 3 && strides[d] == 0)
+        return fail(error, name + ": strides[" + std::to_string(d) + "] (" + kDims[d] +
+                               ") is 0; out may not be a broadcast view");
+    }
+  }
+  // The last element's byte offset must fit in int64 (and so in a pointer
+  // difference): byte_offset + size * sum (n_j - 1) * stride_j.
+  int64_t span = 0;
+  for (int d = 0; d < 5; ++d) {
+    int64_t term;
+    if (__builtin_mul_overflow(t->shape[d] - 1, strides[d], &term) ||
+        __builtin_add_overflow(span, term, &span))
+      return fail(error, name + ": strides times shape overflow int64");
+  }
+  int64_t bytes;
+  if (__builtin_mul_overflow(span, dtype_size(t->dtype), &bytes) ||
+      t->byte_offset > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()) ||
+      __builtin_add_overflow(bytes, static_cast<int64_t>(t->byte_offset), &bytes))
+    return fail(error, name + ": byte extent (byte_offset + strides times shape) overflows int64");
+  return true;
+}
+
+bool same_dtype(DLDataType a, DLDataType b) {
+  return a.code == b.code && a.bits == b.bits && a.lanes == b.lanes;
+}
+
+std::string dim_mismatch(int which, int dim, int64_t got, int64_t want,
+                         const char* why) {
+  return std::string(kNames[which]) + ": shape[" + std::to_string(dim) + "] (" +
+         kDims[dim] + ") is " + std::to_string(got) + ", expected " +
+         std::to_string(want) + " (" + why + ")";
+}
+
+}  // namespace
+
+bool validate_call(const attncheck_attention* call, CallShape* out_shape,
+                   std::string* error) {
+  if (call == nullptr) return fail(error, "call: pointer is null");
+  const DLTensor* t[4] = {call->q, call->k, call->v, call->out};
+  CallShape s;
+  for (int i = 0; i < 4; ++i)
+    if (!check_tensor(t[i], i, s.strides[i], error)) return false;
+  if (call->axes != ATTNCHECK_SPATIAL && call->axes != ATTNCHECK_TEMPORAL &&
+      call->axes != ATTNCHECK_SPATIOTEMPORAL)
+    return fail(error, "call: axes is " + std::to_string(static_cast<int>(call->axes)) +
+                           ", expected 0 (spatial), 1 (temporal) or 2 (spatiotemporal)");
+  for (int i = 1; i < 4; ++i)
+    if (!same_dtype(t[i]->dtype, t[0]->dtype))
+      return fail(error, std::string(kNames[i]) + ": dtype " + dtype_name(t[i]->dtype) +
+                             " differs from q's " + dtype_name(t[0]->dtype));
+  for (int i = 1; i < 4; ++i)
+    if (t[i]->device.device_type != t[0]->device.device_type ||
+        t[i]->device.device_id != t[0]->device.device_id)
+      return fail(error, std::string(kNames[i]) + ": device differs from q's");
+  if (!std::isfinite(call->scale)) return fail(error, "call: scale is not finite");
+  const int64_t* q = t[0]->shape;
+  const int64_t* k = t[1]->shape;
+  const int64_t* v = t[2]->shape;
+  const int64_t* o = t[3]->shape;
+  s.axes = call->axes;
+  s.B = q[0];
+  s.C = q[1];
+  s.Cv = v[1];
+  s.Tq = q[2], s.Hq = q[3], s.Wq = q[4];
+  s.Tk = k[2], s.Hk = k[3], s.Wk = k[4];
+  s.dtype = t[0]->dtype;
+  // Batch and channels agree for every axes family.
+  if (k[0] != s.B) return fail(error, dim_mismatch(1, 0, k[0], s.B, "q's B"));
+  if (v[0] != s.B) return fail(error, dim_mismatch(2, 0, v[0], s.B, "q's B"));
+  if (o[0] != s.B) return fail(error, dim_mismatch(3, 0, o[0], s.B, "q's B"));
+  if (k[1] != s.C) return fail(error, dim_mismatch(1, 1, k[1], s.C, "q's C"));
+  if (o[1] != s.Cv) return fail(error, dim_mismatch(3, 1, o[1], s.Cv, "v's C"));
+  // v has k's positions; out has q's.
+  for (int d = 2; d < 5; ++d) {
+    if (v[d] != k[d]) return fail(error, dim_mismatch(2, d, v[d], k[d], "k's"));
+    if (o[d] != q[d]) return fail(error, dim_mismatch(3, d, o[d], q[d], "q's"));
+  }
+  // Axes that are not attended over are shared by q and k.
+  const char* why = call->axes == ATTNCHECK_SPATIAL    ? "spatial attention shares T"
+                    : call->axes == ATTNCHECK_TEMPORAL ? "temporal attention shares H and W"
+                                                       : "";
+  if (call->axes == ATTNCHECK_SPATIAL && k[2] != q[2])
+    return fail(error, dim_mismatch(1, 2, k[2], q[2], why));
+  if (call->axes == ATTNCHECK_TEMPORAL) {
+    if (k[3] != q[3]) return fail(error, dim_mismatch(1, 3, k[3], q[3], why));
+    if (k[4] != q[4]) return fail(error, dim_mismatch(1, 4, k[4], q[4], why));
+  }
+  if (call->heads < 1)
+    return fail(error, "call: heads is " + std::to_string(call->heads) + ", must be >= 1");
+  if (s.C % call->heads != 0)
+    return fail(error, "call: heads (" + std::to_string(call->heads) +
+                           ") does not divide q's C (" + std::to_string(s.C) + ")");
+  if (s.Cv % call->heads != 0)
+    return fail(error, "call: heads (" + std::to_string(call->heads) +
+                           ") does not divide v's C (" + std::to_string(s.Cv) + ")");
+  s.heads = call->heads;
+  s.D = s.C / s.heads;
+  s.Dv = s.Cv / s.heads;
+  // Products below cannot overflow: each factor is an extent of a tensor whose
+  // element count was checked above... except across tensors, so check.
+  bool ovf = false;
+  auto mul = [&](int64_t a, int64_t b) {
+    int64_t r;
+    ovf |= __builtin_mul_overflow(a, b, &r);
+    return r;
+  };
+  switch (call->axes) {
+    case ATTNCHECK_SPATIAL:
+      s.groups = mul(s.B, s.Tq);
+      s.Sq = mul(s.Hq, s.Wq);
+      s.Sk = mul(s.Hk, s.Wk);
+      break;
+    case ATTNCHECK_TEMPORAL:
+      s.groups = mul(s.B, mul(s.Hq, s.Wq));
+      s.Sq = s.Tq;
+      s.Sk = s.Tk;
+      break;
+    case ATTNCHECK_SPATIOTEMPORAL:
+      s.groups = s.B;
+      s.Sq = mul(s.Tq, mul(s.Hq, s.Wq));
+      s.Sk = mul(s.Tk, mul(s.Hk, s.Wk));
+      break;
+  }
+  mul(mul(s.groups, s.heads), mul(s.Sq, s.Sk));
+  if (ovf) return fail(error, "call: groups x heads x Sq x Sk overflows int64");
+  if (out_shape) *out_shape = s;
+  return true;
+}
+
+}  // namespace attncheck
