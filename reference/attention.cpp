@@ -107,17 +107,24 @@ Tensor from_groups(const View& o, Axes axes, const std::vector<int64_t>& qshape,
 
 }  // namespace
 
-Tensor attention(const AttentionArgs& a, Wrong w) {
+AttentionTrace trace_attention(const AttentionArgs& a, Wrong w) {
   check_args(a);
   const View q = to_groups(a.q, a.axes, a.heads, w);  // (N, heads, D, Sq)
   const View k = to_groups(a.k, a.axes, a.heads, w);  // (N, heads, D, Sk)
   const View v = to_groups(a.v, a.axes, a.heads, w);  // (N, heads, Dv, Sk)
   const View qk[2] = {q, k};
-  const Tensor logits = scaled(einsum("ngdp,ngdr->ngpr", qk).view(), a.scale);
-  const Tensor P = softmax(logits.view(), w == Wrong::softmax_over_queries ? 2 : 3);
+  Tensor logits = scaled(einsum("ngdp,ngdr->ngpr", qk).view(), a.scale);
+  Tensor P = softmax(logits.view(), w == Wrong::softmax_over_queries ? 2 : 3);
   const View pv[2] = {P.view(), v};
-  const Tensor o = einsum("ngpr,ngdr->ngdp", pv);  // (N, heads, Dv, Sq)
-  return from_groups(o.view(), a.axes, a.q.shape(), a.v.shape()[1], w);
+  Tensor o = einsum("ngpr,ngdr->ngdp", pv);  // (N, heads, Dv, Sq)
+  Tensor out = from_groups(o.view(), a.axes, a.q.shape(), a.v.shape()[1], w);
+  return {q, k, v, std::move(logits), std::move(P), std::move(o), std::move(out)};
+}
+
+Tensor attention(const AttentionArgs& a, Wrong w) { return trace_attention(a, w).out; }
+
+Tensor ungroup(const View& grouped, const AttentionArgs& a, Wrong w) {
+  return from_groups(grouped, a.axes, a.q.shape(), a.v.shape()[1], w);
 }
 
 }  // namespace attncheck::ref

@@ -40,6 +40,20 @@ void check_args(const AttentionArgs& a);
 // out (B, Cv, Tq, Hq, Wq), packed, in long double.
 Tensor attention(const AttentionArgs& a, Wrong semantics = Wrong::none);
 
+// Every intermediate of one evaluation, in the grouped coordinates
+// (N groups, heads, channel, position), for error analysis.
+struct AttentionTrace {
+  View q, k, v;     // (N, heads, D, Sq), (N, heads, D, Sk), (N, heads, Dv, Sk)
+  Tensor logits;    // (N, heads, Sq, Sk), scale included
+  Tensor P;         // (N, heads, Sq, Sk)
+  Tensor o;         // (N, heads, Dv, Sq)
+  Tensor out;       // (B, Cv, Tq, Hq, Wq)
+};
+AttentionTrace trace_attention(const AttentionArgs& a, Wrong semantics = Wrong::none);
+
+// A tensor shaped like trace.o, laid out as out: (B, Cv, Tq, Hq, Wq).
+Tensor ungroup(const View& grouped, const AttentionArgs& a, Wrong semantics = Wrong::none);
+
 // The legacy semantics of the unfixed AttnBlock3D and its temporal twin.
 inline Tensor legacy_attention(const AttentionArgs& a) {
   return attention(a, Wrong::reshape_without_permute);
