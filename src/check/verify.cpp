@@ -5,6 +5,7 @@
 #include <rapidcheck/detail/TestListener.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <cmath>
 #include <fstream>
 #include <map>
