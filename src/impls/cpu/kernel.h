@@ -254,36 +254,14 @@ struct Kernel {
     }
 
     // out = O / l, written through out's strides.
-    const int64_t es = storage_size(p.storage);
-    char* obase = p.out.base + p.out.group.offset(g) * es;
-    const int64_t ocs = p.out.channel_stride;
     for (int64_t i = 0; i < nq; ++i) {
-      const int64_t off = p.out.position.offset(q0 + i) + h * Dv * ocs;
-      const T* o = O + i * L.dv_pad;
-      const T li = l[i];
-      switch (p.storage) {
-        case Storage::f32: {
-          float* d = reinterpret_cast<float*>(obase) + off;
-          for (int64_t e = 0; e < Dv; ++e) store_as(d + e * ocs, o[e] / li);
-          break;
-        }
-        case Storage::f64: {
-          double* d = reinterpret_cast<double*>(obase) + off;
-          for (int64_t e = 0; e < Dv; ++e) store_as(d + e * ocs, o[e] / li);
-          break;
-        }
-        case Storage::bf16: {
-          bf16_t* d = reinterpret_cast<bf16_t*>(obase) + off;
-          for (int64_t e = 0; e < Dv; ++e) store_as(d + e * ocs, o[e] / li);
-          break;
-        }
-        case Storage::f16: {
-          f16_t* d = reinterpret_cast<f16_t*>(obase) + off;
-          for (int64_t e = 0; e < Dv; ++e) store_as(d + e * ocs, o[e] / li);
-          break;
-        }
-      }
+      const B li(l[i]);
+      T* o = O + i * L.dv_pad;
+      for (int64_t c = 0; c < dv_vec; ++c) (B::load_aligned(o + c * W) / li).store_aligned(o + c * W);
     }
+    for (int64_t i = 0; i < nq; ++i) qoff[i] = p.out.position.offset(q0 + i);
+    scatter_view<A>(p.storage, p.out.base + p.out.group.offset(g) * storage_size(p.storage), qoff,
+                    nq, p.out.channel_stride, h * Dv, Dv, O, L.dv_pad);
     return true;
   }
 };

@@ -13,45 +13,148 @@
 #include "storage.h"
 
 #include <algorithm>
+#include <type_traits>
+
+#if defined(__AVX__)
+#include <immintrin.h>
+#endif
 #include <cstdint>
 
 namespace attncheck::cpu {
 
-// dst[i * dst_pos + c * dst_ch] = src[pos_off[i] + c * ch_stride] for
-// i < npos, c < nch, converted to T. The loops run over 16 x 16 blocks in the
-// order that walks the source's smaller stride innermost, so both
-// channels-first and channels-last memory are read a cache line at a time.
+#if defined(__AVX__)
+// In-register transpose of an 8 x 8 float block: r[i][j] <- r[j][i].
+inline void transpose8(__m256 r[8]) {
+  __m256 t[8], u[8];
+  for (int i = 0; i < 4; ++i) {
+    t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  for (int h = 0; h < 2; ++h) {
+    u[4 * h + 0] = _mm256_shuffle_ps(t[4 * h], t[4 * h + 2], _MM_SHUFFLE(1, 0, 1, 0));
+    u[4 * h + 1] = _mm256_shuffle_ps(t[4 * h], t[4 * h + 2], _MM_SHUFFLE(3, 2, 3, 2));
+    u[4 * h + 2] = _mm256_shuffle_ps(t[4 * h + 1], t[4 * h + 3], _MM_SHUFFLE(1, 0, 1, 0));
+    u[4 * h + 3] = _mm256_shuffle_ps(t[4 * h + 1], t[4 * h + 3], _MM_SHUFFLE(3, 2, 3, 2));
+  }
+  for (int i = 0; i < 4; ++i) {
+    r[i] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x20);
+    r[i + 4] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x31);
+  }
+}
+#endif
+
+// One side of a 2-D copy: element (i, c) (i a position, c a channel) lies
+// at base[pos(i) + c * ch], pos(i) = off ? off[i] : i * pos_stride.
+template <class E>
+struct Side {
+  E* base;
+  const int64_t* off;
+  int64_t pos_stride;
+  int64_t ch;
+  int64_t pos(int64_t i) const { return off ? off[i] : i * pos_stride; }
+  // Whether positions i0 .. i0+7 lie one element apart.
+  bool unit8(int64_t i0) const {
+    if (!off) return pos_stride == 1;
+    for (int t = 1; t < 8; ++t)
+      if (off[i0 + t] != off[i0] + t) return false;
+    return true;
+  }
+};
+
+// dst(i, c) = src(i, c) for i < npos, c < nch, converted. Every element of
+// both views is touched exactly once and nothing else is. For float -> float
+// with unit strides it runs on vectors, walking the source along its unit
+// stride so that the hardware prefetcher follows it: rows copied straight
+// where both sides share the unit dimension, 8 x 8 blocks transposed in
+// registers where they differ. Anything else (other types, zero or large
+// strides, blocks that straddle padding) is scalar.
+template <class A, class T, class S>
+void copy2d(Side<T> dst, Side<const S> src, int64_t npos, int64_t nch) {
+  auto scalar = [&](int64_t i0, int64_t i1, int64_t c0, int64_t c1) {
+    if (src.ch <= (npos > 1 ? src.pos(1) - src.pos(0) : INT64_MAX)) {
+      for (int64_t i = i0; i < i1; ++i)
+        for (int64_t c = c0; c < c1; ++c)
+          dst.base[dst.pos(i) + c * dst.ch] = convert<T>(src.base[src.pos(i) + c * src.ch]);
+    } else {
+      for (int64_t c = c0; c < c1; ++c)
+        for (int64_t i = i0; i < i1; ++i)
+          dst.base[dst.pos(i) + c * dst.ch] = convert<T>(src.base[src.pos(i) + c * src.ch]);
+    }
+  };
+#if defined(__AVX__)
+  if constexpr (std::is_same_v<T, float> && std::is_same_v<S, float>) {
+    const bool src_pos_unit = npos >= 8 && src.unit8(0);
+    const bool dst_pos_unit = npos >= 8 && dst.unit8(0);
+    const int64_t np8 = npos / 8 * 8, nc8 = nch / 8 * 8;
+    if (src.ch == 1 && dst.ch == 1) {  // channels contiguous on both sides
+      for (int64_t i = 0; i < npos; ++i) {
+        const float* s = src.base + src.pos(i);
+        float* d = dst.base + dst.pos(i);
+        int64_t c = 0;
+        for (; c + 8 <= nch; c += 8) _mm256_storeu_ps(d + c, _mm256_loadu_ps(s + c));
+        for (; c < nch; ++c) d[c] = s[c];
+      }
+      return;
+    }
+    if (src_pos_unit && dst_pos_unit) {  // positions contiguous on both sides
+      for (int64_t c = 0; c < nch; ++c) {
+        for (int64_t i = 0; i < np8; i += 8) {
+          if (src.unit8(i) && dst.unit8(i))
+            _mm256_storeu_ps(dst.base + dst.pos(i) + c * dst.ch,
+                             _mm256_loadu_ps(src.base + src.pos(i) + c * src.ch));
+          else
+            scalar(i, i + 8, c, c + 1);
+        }
+        scalar(np8, npos, c, c + 1);
+      }
+      return;
+    }
+    if (src.ch == 1 && dst_pos_unit) {  // rows of channels -> rows of positions
+      __m256 r[8];
+      for (int64_t i = 0; i < np8; i += 8) {
+        if (!dst.unit8(i)) {
+          scalar(i, i + 8, 0, nch);
+          continue;
+        }
+        for (int64_t c = 0; c < nc8; c += 8) {
+          for (int t = 0; t < 8; ++t) r[t] = _mm256_loadu_ps(src.base + src.pos(i + t) + c);
+          transpose8(r);
+          for (int t = 0; t < 8; ++t) _mm256_storeu_ps(dst.base + dst.pos(i) + (c + t) * dst.ch, r[t]);
+        }
+        scalar(i, i + 8, nc8, nch);
+      }
+      scalar(np8, npos, 0, nch);
+      return;
+    }
+    if (src_pos_unit && dst.ch == 1) {  // rows of positions -> rows of channels
+      __m256 r[8];
+      for (int64_t c = 0; c < nc8; c += 8) {
+        for (int64_t i = 0; i < np8; i += 8) {
+          if (!src.unit8(i)) {
+            scalar(i, i + 8, c, c + 8);
+            continue;
+          }
+          for (int t = 0; t < 8; ++t) r[t] = _mm256_loadu_ps(src.base + src.pos(i) + (c + t) * src.ch);
+          transpose8(r);
+          for (int t = 0; t < 8; ++t) _mm256_storeu_ps(dst.base + dst.pos(i + t) + c, r[t]);
+        }
+        scalar(np8, npos, c, c + 8);
+      }
+      scalar(0, npos, nc8, nch);
+      return;
+    }
+  }
+#endif
+  scalar(0, npos, 0, nch);
+}
+
+// dst[i * dst_pos + c * dst_ch] = src[pos_off[i] + c * ch_stride]: a strided
+// view into a dense tile.
 template <class A, class T, class S>
 void gather(T* dst, int64_t dst_pos, int64_t dst_ch, const S* src, const int64_t* pos_off,
             int64_t npos, int64_t ch_stride, int64_t nch) {
-  constexpr int64_t kBlock = 16;
-  // How far apart consecutive positions lie in memory (a guess from the
-  // first two; only the loop order depends on it, never a value).
-  const int64_t pos_step = npos > 1 ? std::max<int64_t>(pos_off[1] - pos_off[0], 0) : INT64_MAX;
-  const bool channels_inner = ch_stride <= pos_step;
-  if (channels_inner && ch_stride == 1 && dst_ch == 1) {
-    for (int64_t i = 0; i < npos; ++i) {
-      const S* s = src + pos_off[i];
-      T* d = dst + i * dst_pos;
-      for (int64_t c = 0; c < nch; ++c) d[c] = load_as<T>(s + c);
-    }
-    return;
-  }
-  for (int64_t i0 = 0; i0 < npos; i0 += kBlock) {
-    const int64_t i1 = std::min(npos, i0 + kBlock);
-    for (int64_t c0 = 0; c0 < nch; c0 += kBlock) {
-      const int64_t c1 = std::min(nch, c0 + kBlock);
-      if (channels_inner) {
-        for (int64_t i = i0; i < i1; ++i)
-          for (int64_t c = c0; c < c1; ++c)
-            dst[i * dst_pos + c * dst_ch] = load_as<T>(src + pos_off[i] + c * ch_stride);
-      } else {
-        for (int64_t c = c0; c < c1; ++c)
-          for (int64_t i = i0; i < i1; ++i)
-            dst[i * dst_pos + c * dst_ch] = load_as<T>(src + pos_off[i] + c * ch_stride);
-      }
-    }
-  }
+  copy2d<A>(Side<T>{dst, nullptr, dst_pos, dst_ch}, Side<const S>{src, pos_off, 0, ch_stride}, npos,
+            nch);
 }
 
 // Dispatches gather on the plan's storage type. `first_channel` selects the
@@ -77,6 +180,34 @@ void gather_view(T* dst, int64_t dst_pos, int64_t dst_ch, Storage st, const char
     case Storage::f16:
       gather<A>(dst, dst_pos, dst_ch, reinterpret_cast<const f16_t*>(base) + off, pos_off, npos,
              ch_stride, nch);
+      break;
+  }
+}
+
+// Writes a dense tile (row i at src + i * src_pos, channels contiguous) into
+// `nch` channels of a strided view (tensor data at base, positions at
+// pos_off[i], first channel first_channel): only those elements are written.
+template <class A, class T>
+void scatter_view(Storage st, char* base, const int64_t* pos_off, int64_t npos, int64_t ch_stride,
+                  int64_t first_channel, int64_t nch, const T* src, int64_t src_pos) {
+  const int64_t off = first_channel * ch_stride;
+  auto go = [&](auto* typed) {
+    using S = std::remove_pointer_t<decltype(typed)>;
+    copy2d<A>(Side<S>{typed + off, pos_off, 0, ch_stride}, Side<const T>{src, nullptr, src_pos, 1},
+              npos, nch);
+  };
+  switch (st) {
+    case Storage::f32:
+      go(reinterpret_cast<float*>(base));
+      break;
+    case Storage::f64:
+      go(reinterpret_cast<double*>(base));
+      break;
+    case Storage::bf16:
+      go(reinterpret_cast<bf16_t*>(base));
+      break;
+    case Storage::f16:
+      go(reinterpret_cast<f16_t*>(base));
       break;
   }
 }

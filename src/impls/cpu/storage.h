@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 namespace attncheck::cpu {
 
@@ -76,38 +77,19 @@ inline f16_t to_f16(float f) {
   return {static_cast<uint16_t>(sign | (r >> 13))};
 }
 
-template <class T>
-inline T load_as(const float* p) {
-  return static_cast<T>(*p);
-}
-template <class T>
-inline T load_as(const double* p) {
-  return static_cast<T>(*p);
-}
-template <class T>
-inline T load_as(const bf16_t* p) {
-  return static_cast<T>(to_float(*p));
-}
-template <class T>
-inline T load_as(const f16_t* p) {
-  return static_cast<T>(to_float(*p));
-}
-
-template <class T>
-inline void store_as(float* p, T x) {
-  *p = static_cast<float>(x);
-}
-template <class T>
-inline void store_as(double* p, T x) {
-  *p = static_cast<double>(x);
-}
-template <class T>
-inline void store_as(bf16_t* p, T x) {
-  *p = to_bf16(static_cast<float>(x));
-}
-template <class T>
-inline void store_as(f16_t* p, T x) {
-  *p = to_f16(static_cast<float>(x));
+// convert<To>(x): between the storage types and the compute types (float,
+// double), through float for the 16-bit ones.
+template <class To, class From>
+inline To convert(From x) {
+  if constexpr (std::is_same_v<From, bf16_t> || std::is_same_v<From, f16_t>) {
+    return convert<To>(to_float(x));
+  } else if constexpr (std::is_same_v<To, bf16_t>) {
+    return to_bf16(static_cast<float>(x));
+  } else if constexpr (std::is_same_v<To, f16_t>) {
+    return to_f16(static_cast<float>(x));
+  } else {
+    return static_cast<To>(x);
+  }
 }
 
 }  // namespace attncheck::cpu
