@@ -142,6 +142,54 @@ struct FreeDeleter {
   void operator()(void* p) const { std::free(p); }
 };
 
+// Validates the call and fills the plan (tiles included) for `threads`
+// threads and the given kernels. Returns the status to report when not OK.
+attncheck_status make_plan(const attncheck_attention* call, const ArchKernels& K, int threads,
+                           Plan& p, std::string& error) {
+  CallShape s;
+  if (!validate_call(call, &s, &error)) return ATTNCHECK_FAILED;
+  if (call->q->device.device_type != kDLCPU) {
+    error = "cpu: tensors must be on the CPU (kDLCPU)";
+    return ATTNCHECK_UNSUPPORTED;
+  }
+  if (s.D > kMaxHeadDim || s.Dv > kMaxHeadDim) {
+    error = "cpu: head dimension above 2^24 (tile index arithmetic would overflow)";
+    return ATTNCHECK_UNSUPPORTED;
+  }
+  const std::string dt = dtype_name(s.dtype);
+  p.storage = dt == "f32" ? Storage::f32 : dt == "f64" ? Storage::f64 : dt == "bf16" ? Storage::bf16 : Storage::f16;
+  p.heads = s.heads;
+  p.D = s.D;
+  p.Dv = s.Dv;
+  p.groups = s.groups;
+  p.Sq = s.Sq;
+  p.Sk = s.Sk;
+  p.scale = call->scale;
+  p.q = make_view(call, s, 0);
+  p.k = make_view(call, s, 1);
+  p.v = make_view(call, s, 2);
+  p.out = make_view(call, s, 3);
+  p.BK = key_tile(s);
+  p.BQ = query_tile(s, K.row_block(), threads);
+  p.q_tiles = (p.Sq + p.BQ - 1) / p.BQ;
+  if (p.groups > INT64_MAX / p.heads || p.groups * p.heads > INT64_MAX / p.q_tiles) {
+    error = "cpu: work item count overflows int64";
+    return ATTNCHECK_UNSUPPORTED;
+  }
+  const bool f32 = p.storage != Storage::f64;
+  if (K.workspace_bytes(p, f32) > static_cast<size_t>(kMaxWorkspaceBytes)) {
+    error = "cpu: per-thread workspace above 1 GiB (head dimension too large)";
+    return ATTNCHECK_UNSUPPORTED;
+  }
+  return ATTNCHECK_OK;
+}
+
+int threads_for(const Plan& p, int configured) {
+  // Small calls are not worth waking threads for (the result is the same).
+  const double flops = 2.0 * p.groups * p.heads * p.Sq * p.Sk * static_cast<double>(p.D + p.Dv);
+  return flops < 2e6 ? 1 : configured;
+}
+
 }  // namespace
 
 void set_threads(int n) {
@@ -166,51 +214,29 @@ const char* arch() {
   return settings().forced ? settings().forced->name : best().name;
 }
 
-attncheck_status attention(const attncheck_attention* call, char* message, size_t message_size) {
-  CallShape s;
-  std::string error;
-  if (!validate_call(call, &s, &error)) {
-    write_message(message, message_size, error);
-    return ATTNCHECK_FAILED;
-  }
-  if (call->q->device.device_type != kDLCPU) {
-    write_message(message, message_size, "cpu: tensors must be on the CPU (kDLCPU)");
-    return ATTNCHECK_UNSUPPORTED;
-  }
-  if (s.D > kMaxHeadDim || s.Dv > kMaxHeadDim) {
-    write_message(message, message_size,
-                  "cpu: head dimension above 2^24 (tile index arithmetic would overflow)");
-    return ATTNCHECK_UNSUPPORTED;
-  }
-
-  Plan p;
-  const std::string dt = dtype_name(s.dtype);
-  p.storage = dt == "f32" ? Storage::f32 : dt == "f64" ? Storage::f64 : dt == "bf16" ? Storage::bf16 : Storage::f16;
-  p.heads = s.heads;
-  p.D = s.D;
-  p.Dv = s.Dv;
-  p.groups = s.groups;
-  p.Sq = s.Sq;
-  p.Sk = s.Sk;
-  p.scale = call->scale;
-  p.q = make_view(call, s, 0);
-  p.k = make_view(call, s, 1);
-  p.v = make_view(call, s, 2);
-  p.out = make_view(call, s, 3);
-
+size_t workspace_bytes(const attncheck_attention* call) {
   std::lock_guard<std::mutex> lock(settings().mutex);
   const ArchKernels& K = settings().forced ? *settings().forced : best();
-  int threads = settings().threads >= 1 ? settings().threads : default_threads();
-  // Small calls are not worth waking threads for (the result is the same).
-  const double flops = 4.0 * s.groups * s.heads * s.Sq * s.Sk * static_cast<double>(s.D + s.Dv) / 2;
-  if (flops < 2e6) threads = 1;
-  p.BK = key_tile(s);
-  p.BQ = query_tile(s, K.row_block(), threads);
-  p.q_tiles = (p.Sq + p.BQ - 1) / p.BQ;
-  if (p.groups > INT64_MAX / p.heads || p.groups * p.heads > INT64_MAX / p.q_tiles) {
-    write_message(message, message_size, "cpu: work item count overflows int64");
-    return ATTNCHECK_UNSUPPORTED;
+  const int threads = settings().threads >= 1 ? settings().threads : default_threads();
+  Plan p;
+  std::string error;
+  if (make_plan(call, K, threads, p, error) != ATTNCHECK_OK) return 0;
+  return K.workspace_bytes(p, p.storage != Storage::f64);
+}
+
+attncheck_status attention(const attncheck_attention* call, char* message, size_t message_size) {
+  std::lock_guard<std::mutex> lock(settings().mutex);
+  const ArchKernels& K = settings().forced ? *settings().forced : best();
+  const int configured = settings().threads >= 1 ? settings().threads : default_threads();
+  Plan p;
+  std::string error;
+  // The plan's tiles depend on the thread count only through BQ, which no
+  // result depends on; planning with the configured count is enough.
+  if (const attncheck_status st = make_plan(call, K, configured, p, error); st != ATTNCHECK_OK) {
+    write_message(message, message_size, error);
+    return st;
   }
+  const int threads = threads_for(p, configured);
 
   // float64 computes in double; the others in float, falling back to double
   // for the whole call when a logit row is not finite in float.

@@ -25,4 +25,9 @@ bool set_arch(const char* name);
 // The instruction set later calls will use.
 const char* arch();
 
+// Bytes of workspace one thread uses for this call (0 when the call is not
+// valid or would be declined): O(tile), independent of the sequence lengths
+// once they exceed a tile. For benchmarks and tests.
+size_t workspace_bytes(const attncheck_attention* call);
+
 }  // namespace attncheck::cpu
