@@ -122,7 +122,7 @@ View make_view(const attncheck_attention* call, const CallShape& s, int which) {
 // 512 and give the P V micro-kernel a long inner loop.
 int64_t key_tile(const CallShape& s) {
   int64_t bk = 128;
-  while (bk > 16 && bk * (s.D + s.Dv) * 4 > (int64_t{1} << 20)) bk /= 2;
+  while (bk > 16 && bk * (s.D + s.Dv) * 4 > (int64_t{1} << 19)) bk /= 2;
   return std::min(bk, s.Sk);
 }
 
@@ -131,7 +131,7 @@ int64_t key_tile(const CallShape& s) {
 // it is shrunk so every thread has a few items.
 int64_t query_tile(const CallShape& s, int64_t mr, int threads) {
   int64_t bq = 256;
-  while (bq > mr && bq * (s.D + s.Dv) * 4 > (int64_t{3} << 19)) bq /= 2;
+  while (bq > mr && bq * (s.D + s.Dv) * 4 > (int64_t{5} << 18)) bq /= 2;
   const int64_t per_group = s.groups * s.heads;
   while (bq > 32 && per_group * ((s.Sq + bq - 1) / bq) < 4 * int64_t{threads}) bq /= 2;
   bq = std::max<int64_t>(mr, bq / mr * mr);

@@ -78,7 +78,7 @@ struct Kernel {
 
   // S[r][j] = scale * sum_d q[r][d] k[d][j] for MR rows and NVC vectors of keys.
   template <int NVC>
-  static void qk_tile(const T* q, int64_t D, const T* k, int64_t ldk, T* s, int64_t lds,
+  ATTNCHECK_CPU_NOINLINE static void qk_tile(const T* q, int64_t D, const T* k, int64_t ldk, T* s, int64_t lds,
                       T scale) {
     B acc[MR][NVC];
 #pragma GCC unroll 8
@@ -106,7 +106,7 @@ struct Kernel {
   // O[r][:] = alpha[r] * O[r][:] + sum_{j < nk} P[r][j] V[j][:] for MR rows
   // and NVC vectors of value channels.
   template <int NVC>
-  static void pv_tile(const T* pm, int64_t ldp, int64_t nk, const T* v, int64_t ldv, T* o,
+  ATTNCHECK_CPU_NOINLINE static void pv_tile(const T* pm, int64_t ldp, int64_t nk, const T* v, int64_t ldv, T* o,
                       int64_t ldo, const T* alpha) {
     B acc[MR][NVC];
 #pragma GCC unroll 8
@@ -154,7 +154,7 @@ struct Kernel {
   }
 
   // flatten: every call below is inlined (see pack.h for why).
-  [[gnu::flatten]] static bool run_item(const Plan& p, int64_t item, void* workspace) {
+  ATTNCHECK_CPU_FLATTEN static bool run_item(const Plan& p, int64_t item, void* workspace) {
     const Layout L = layout(p);
     T* ws = static_cast<T*>(workspace);
     T* Qp = ws + L.q;

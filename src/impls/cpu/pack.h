@@ -69,7 +69,7 @@ struct Side {
 // registers where they differ. Anything else (other types, zero or large
 // strides, blocks that straddle padding) is scalar.
 template <class A, class T, class S>
-void copy2d(Side<T> dst, Side<const S> src, int64_t npos, int64_t nch) {
+ATTNCHECK_CPU_NOINLINE void copy2d(Side<T> dst, Side<const S> src, int64_t npos, int64_t nch) {
   auto scalar = [&](int64_t i0, int64_t i1, int64_t c0, int64_t c1) {
     if (src.ch <= (npos > 1 ? src.pos(1) - src.pos(0) : INT64_MAX)) {
       for (int64_t i = i0; i < i1; ++i)
@@ -97,6 +97,37 @@ void copy2d(Side<T> dst, Side<const S> src, int64_t npos, int64_t nch) {
       return;
     }
     if (src_pos_unit && dst_pos_unit) {  // positions contiguous on both sides
+      // Runs of positions contiguous on both sides, found once for all
+      // channels; each channel is then a few straight copies.
+      int64_t runs[64][2];
+      int nruns = 0;
+      bool fits = true;
+      for (int64_t i = 0; i < npos && fits;) {
+        int64_t j = i + 1;
+        while (j < npos && src.pos(j) == src.pos(i) + (j - i) && dst.pos(j) == dst.pos(i) + (j - i)) ++j;
+        if (nruns == 64) {
+          fits = false;
+        } else {
+          runs[nruns][0] = i, runs[nruns][1] = j - i;
+          ++nruns;
+        }
+        i = j;
+      }
+      if (fits) {
+        for (int64_t c = 0; c < nch; ++c) {
+          // The next channel's first run, ahead of the hardware prefetcher.
+          if (c + 2 < nch) _mm_prefetch(reinterpret_cast<const char*>(src.base + src.pos(0) + (c + 2) * src.ch), _MM_HINT_T0);
+          for (int r = 0; r < nruns; ++r) {
+            const float* sp = src.base + src.pos(runs[r][0]) + c * src.ch;
+            float* dp = dst.base + dst.pos(runs[r][0]) + c * dst.ch;
+            const int64_t n = runs[r][1];
+            int64_t k = 0;
+            for (; k + 8 <= n; k += 8) _mm256_storeu_ps(dp + k, _mm256_loadu_ps(sp + k));
+            for (; k < n; ++k) dp[k] = sp[k];
+          }
+        }
+        return;
+      }
       for (int64_t c = 0; c < nch; ++c) {
         for (int64_t i = 0; i < np8; i += 8) {
           if (src.unit8(i) && dst.unit8(i))
@@ -109,38 +140,62 @@ void copy2d(Side<T> dst, Side<const S> src, int64_t npos, int64_t nch) {
       }
       return;
     }
-    if (src.ch == 1 && dst_pos_unit) {  // rows of channels -> rows of positions
-      __m256 r[8];
-      for (int64_t i = 0; i < np8; i += 8) {
-        if (!dst.unit8(i)) {
-          scalar(i, i + 8, 0, nch);
-          continue;
-        }
-        for (int64_t c = 0; c < nc8; c += 8) {
+    // The two transposing cases. The loops walk the caller's tensor (src
+    // when gathering, dst when scattering) along its unit stride, 8 rows at
+    // a time, and prefetch the next 8 rows ahead of the hardware.
+    const bool transpose_a = src.ch == 1 && dst_pos_unit;  // src rows of channels
+    const bool transpose_b = src_pos_unit && dst.ch == 1;  // src rows of positions
+    if (transpose_a || transpose_b) {
+      // Which 8-position blocks are contiguous, found once for all channels.
+      constexpr int64_t kMaxBlocks = 512;
+      bool unit[kMaxBlocks];
+      const int64_t nb = std::min(np8 / 8, kMaxBlocks);
+      for (int64_t b = 0; b < nb; ++b) unit[b] = transpose_a ? dst.unit8(b * 8) : src.unit8(b * 8);
+      auto is_unit = [&](int64_t i) {
+        return i / 8 < nb ? unit[i / 8] : transpose_a ? dst.unit8(i) : src.unit8(i);
+      };
+      auto block = [&](int64_t i, int64_t c) {
+        __m256 r[8];
+        if (!is_unit(i)) {
+          scalar(i, i + 8, c, c + 8);
+        } else if (transpose_a) {
           for (int t = 0; t < 8; ++t) r[t] = _mm256_loadu_ps(src.base + src.pos(i + t) + c);
           transpose8(r);
           for (int t = 0; t < 8; ++t) _mm256_storeu_ps(dst.base + dst.pos(i) + (c + t) * dst.ch, r[t]);
-        }
-        scalar(i, i + 8, nc8, nch);
-      }
-      scalar(np8, npos, 0, nch);
-      return;
-    }
-    if (src_pos_unit && dst.ch == 1) {  // rows of positions -> rows of channels
-      __m256 r[8];
-      for (int64_t c = 0; c < nc8; c += 8) {
-        for (int64_t i = 0; i < np8; i += 8) {
-          if (!src.unit8(i)) {
-            scalar(i, i + 8, c, c + 8);
-            continue;
-          }
+        } else {
           for (int t = 0; t < 8; ++t) r[t] = _mm256_loadu_ps(src.base + src.pos(i) + (c + t) * src.ch);
           transpose8(r);
           for (int t = 0; t < 8; ++t) _mm256_storeu_ps(dst.base + dst.pos(i + t) + c, r[t]);
         }
-        scalar(np8, npos, c, c + 8);
+      };
+      // The caller's tensor: the one whose offsets come from an array.
+      const bool user_is_src = src.off != nullptr;
+      // Along the user tensor's unit stride: channels in transpose_a when
+      // gathering, positions otherwise.
+      const bool channels_inner = transpose_a == user_is_src;
+      if (channels_inner) {
+        for (int64_t i = 0; i < np8; i += 8) {
+          if (i + 8 < np8)
+            for (int t = 0; t < 8; ++t)
+              _mm_prefetch(user_is_src ? reinterpret_cast<const char*>(src.base + src.pos(i + 8 + t))
+                                       : reinterpret_cast<const char*>(dst.base + dst.pos(i + 8 + t)),
+                           _MM_HINT_T0);
+          for (int64_t c = 0; c < nc8; c += 8) block(i, c);
+          scalar(i, i + 8, nc8, nch);
+        }
+        scalar(np8, npos, 0, nch);
+      } else {
+        for (int64_t c = 0; c < nc8; c += 8) {
+          if (c + 8 < nc8)
+            for (int t = 0; t < 8; ++t)
+              _mm_prefetch(user_is_src ? reinterpret_cast<const char*>(src.base + src.pos(0) + (c + 8 + t) * src.ch)
+                                       : reinterpret_cast<const char*>(dst.base + dst.pos(0) + (c + 8 + t) * dst.ch),
+                           _MM_HINT_T0);
+          for (int64_t i = 0; i < np8; i += 8) block(i, c);
+          scalar(np8, npos, c, c + 8);
+        }
+        scalar(0, npos, nc8, nch);
       }
-      scalar(0, npos, nc8, nch);
       return;
     }
   }

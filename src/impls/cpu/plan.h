@@ -8,6 +8,17 @@
 #include <cstddef>
 #include <cstdint>
 
+// Profiling builds (-DATTNCHECK_CPU_PROFILE) keep the packing and the
+// micro-kernels out of line so that perf attributes time to each; normal
+// builds flatten the work item (see pack.h for why).
+#ifdef ATTNCHECK_CPU_PROFILE
+#define ATTNCHECK_CPU_NOINLINE [[gnu::noinline]]
+#define ATTNCHECK_CPU_FLATTEN
+#else
+#define ATTNCHECK_CPU_NOINLINE
+#define ATTNCHECK_CPU_FLATTEN [[gnu::flatten]]
+#endif
+
 namespace attncheck::cpu {
 
 // Storage types the kernel reads and writes; compute is float or double.
