@@ -169,6 +169,12 @@ attncheck_status make_plan(const attncheck_attention* call, const ArchKernels& K
   p.k = make_view(call, s, 1);
   p.v = make_view(call, s, 2);
   p.out = make_view(call, s, 3);
+  auto key_major = [](const View& v) {
+    const int64_t pos_step = v.position.stride[v.position.n - 1];
+    return v.channel_stride <= pos_step;
+  };
+  p.k_key_major = key_major(p.k);
+  p.v_key_major = key_major(p.v);
   p.BK = key_tile(s);
   p.BQ = query_tile(s, K.row_block(), threads);
   p.q_tiles = (p.Sq + p.BQ - 1) / p.BQ;

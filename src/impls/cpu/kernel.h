@@ -2,18 +2,23 @@
 // and a compute type T, and instantiated per architecture by the
 // kernel_<arch>.cpp translation units (each compiled with its own -m flags).
 //
-// One work item is (group, head, query tile of BQ rows). It packs the query
-// tile once, then walks the keys BK at a time: packs that K and V tile,
-// computes the BQ x BK logits with a register-blocked micro-kernel, updates
-// the running max m and sum l of every row (online softmax), and accumulates
-// P V into a BQ x Dv tile, rescaled by exp(m_old - m_new). The S x S score
-// matrix never exists; the workspace is O(BQ*(D+Dv) + BK*(D+Dv) + BQ*BK).
+// One work item is (group, head, query tile of BQ queries). It packs the
+// query tile once, then walks the keys BK at a time: packs that K and V
+// tile, computes the BK x BQ logits with a register-blocked micro-kernel,
+// updates the running max m and sum l of every query (online softmax), and
+// accumulates V^T P^T into a Dv x BQ tile rescaled by exp(m_old - m_new).
+// The S x S score matrix never exists; the workspace is
+// O(BQ*(D+Dv) + BK*(D+Dv) + BQ*BK).
 //
-// Determinism: every output element is a fixed sequence of operations on
-// packed values (the dot product runs d = 0..D-1 in one accumulator, the key
-// tiles run in order, the row sums use a fixed reduction tree), so it does
-// not depend on layouts, on which thread ran it, or on where in a micro-tile
-// its row fell.
+// Queries are the vector lanes: K and V are only broadcast, so their tiles
+// (packed once per query tile, the repeated cost) are straight copies from
+// channels-first and channels-last memory alike, with no transposes.
+//
+// Determinism: every output element is one lane's fixed sequence of
+// operations on packed values (the dot product runs d = 0..D-1 in one FMA
+// chain, the max and sum over keys run j = 0..nk-1, the key tiles run in
+// order), so it does not depend on layouts, on the packed orientation of K
+// and V, on which thread ran it, or on which lane or micro-tile it fell in.
 #pragma once
 
 #include "pack.h"
@@ -32,14 +37,18 @@ template <class A, class T>
 struct Kernel {
   using B = xsimd::batch<T, A>;
   static constexpr int64_t W = B::size;
-  // Micro-tile: MR query rows x NV vectors. 32 vector registers (AVX-512)
-  // hold 6 x 4 accumulators plus operands; 16 (AVX2, SSE2) hold 6 x 2.
+  // Micro-tile: MR rows (keys in Q K^T, value channels in P V) x NV vectors
+  // of queries. 32 vector registers (AVX-512) hold 6 x 4 accumulators plus
+  // operands; 16 (AVX2, SSE2) hold 6 x 2.
   static constexpr int64_t MR = 6;
   static constexpr int NV = W * sizeof(T) >= 64 ? 4 : 2;
 
   static int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 
-  // Workspace layout (in T, each block 64-byte aligned).
+  // Workspace layout (in T, each block 64-byte aligned). Queries are the
+  // vector lanes everywhere: Q^T is D x bq_pad, S^T (then P^T) bk_pad x
+  // bq_pad, O^T dv_pad x bq_pad. K and V are only ever broadcast, so they
+  // are packed in whichever orientation their source reads fastest.
   struct Layout {
     int64_t bq_pad, bk_pad, dv_pad;
     int64_t q, k, v, s, o, m, l, alpha, qoff, koff;
@@ -48,9 +57,9 @@ struct Kernel {
 
   static Layout layout(const Plan& p) {
     Layout L{};
-    L.bq_pad = round_up(p.BQ, MR);
-    L.bk_pad = round_up(p.BK, W);
-    L.dv_pad = round_up(p.Dv, W);
+    L.bq_pad = round_up(p.BQ, W);
+    L.bk_pad = round_up(p.BK, MR);
+    L.dv_pad = round_up(p.Dv, MR);
     const int64_t a = 64 / sizeof(T);
     int64_t at = 0;
     auto take = [&](int64_t n) {
@@ -58,11 +67,11 @@ struct Kernel {
       at += round_up(n, a);
       return here;
     };
-    L.q = take(L.bq_pad * p.D);
-    L.k = take(p.D * L.bk_pad);
+    L.q = take(p.D * L.bq_pad);
+    L.k = take(L.bk_pad * p.D);
     L.v = take(L.bk_pad * L.dv_pad);
-    L.s = take(L.bq_pad * L.bk_pad);
-    L.o = take(L.bq_pad * L.dv_pad);
+    L.s = take(L.bk_pad * L.bq_pad);
+    L.o = take(L.dv_pad * L.bq_pad);
     L.m = take(L.bq_pad);
     L.l = take(L.bq_pad);
     L.alpha = take(L.bq_pad);
@@ -76,65 +85,76 @@ struct Kernel {
 
   static size_t workspace_bytes(const Plan& p) { return layout(p).total * sizeof(T); }
 
-  // S[r][j] = scale * sum_d q[r][d] k[d][j] for MR rows and NVC vectors of keys.
+  // S^T[r][i] = scale * sum_d K[r][d] Q^T[d][i] for MR keys r and NVC
+  // vectors of queries i. K[r][d] is at k[r * ks_r + d * ks_d]. Each lane
+  // runs d = 0..D-1 through one FMA chain, whatever the strides.
   template <int NVC>
-  ATTNCHECK_CPU_NOINLINE static void qk_tile(const T* q, int64_t D, const T* k, int64_t ldk, T* s, int64_t lds,
-                      T scale) {
+  ATTNCHECK_CPU_NOINLINE static void qk_tile(const T* k, int64_t ks_r, int64_t ks_d, int64_t D,
+                                             const T* qt, int64_t ldq, T* st, int64_t lds, T scale) {
     B acc[MR][NVC];
 #pragma GCC unroll 8
     for (int r = 0; r < MR; ++r)
 #pragma GCC unroll 8
       for (int v = 0; v < NVC; ++v) acc[r][v] = B(T(0));
-    for (int64_t d = 0; d < D; ++d) {
-      B kv[NVC];
+    const T* kr[MR];
 #pragma GCC unroll 8
-      for (int v = 0; v < NVC; ++v) kv[v] = B::load_aligned(k + d * ldk + v * W);
+    for (int r = 0; r < MR; ++r) kr[r] = k + r * ks_r;
+    for (int64_t d = 0; d < D; ++d) {
+      B qv[NVC];
+#pragma GCC unroll 8
+      for (int v = 0; v < NVC; ++v) qv[v] = B::load_aligned(qt + d * ldq + v * W);
 #pragma GCC unroll 8
       for (int r = 0; r < MR; ++r) {
-        const B qb(q[r * D + d]);
+        const B kb(kr[r][d * ks_d]);
 #pragma GCC unroll 8
-        for (int v = 0; v < NVC; ++v) acc[r][v] = xsimd::fma(qb, kv[v], acc[r][v]);
+        for (int v = 0; v < NVC; ++v) acc[r][v] = xsimd::fma(kb, qv[v], acc[r][v]);
       }
     }
     const B sc(scale);
 #pragma GCC unroll 8
     for (int r = 0; r < MR; ++r)
 #pragma GCC unroll 8
-      for (int v = 0; v < NVC; ++v) (acc[r][v] * sc).store_aligned(s + r * lds + v * W);
+      for (int v = 0; v < NVC; ++v) (acc[r][v] * sc).store_aligned(st + r * lds + v * W);
   }
 
-  // O[r][:] = alpha[r] * O[r][:] + sum_{j < nk} P[r][j] V[j][:] for MR rows
-  // and NVC vectors of value channels.
+  // O^T[r][i] = alpha[i] O^T[r][i] + sum_{j < nk} V[j][r] P^T[j][i] for MR
+  // value channels r and NVC vectors of queries i; V[j][r] is at
+  // v[j * vs_j + r * vs_r]. One FMA chain per lane, j in order.
   template <int NVC>
-  ATTNCHECK_CPU_NOINLINE static void pv_tile(const T* pm, int64_t ldp, int64_t nk, const T* v, int64_t ldv, T* o,
-                      int64_t ldo, const T* alpha) {
+  ATTNCHECK_CPU_NOINLINE static void pv_tile(const T* v, int64_t vs_j, int64_t vs_r, int64_t nk,
+                                             const T* pt, int64_t ldp, T* ot, int64_t ldo,
+                                             const T* alpha) {
     B acc[MR][NVC];
+    B al[NVC];
 #pragma GCC unroll 8
-    for (int r = 0; r < MR; ++r) {
-      const B a(alpha[r]);
+    for (int c = 0; c < NVC; ++c) al[c] = B::load_aligned(alpha + c * W);
 #pragma GCC unroll 8
-      for (int c = 0; c < NVC; ++c) acc[r][c] = B::load_aligned(o + r * ldo + c * W) * a;
-    }
+    for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 8
+      for (int c = 0; c < NVC; ++c) acc[r][c] = B::load_aligned(ot + r * ldo + c * W) * al[c];
+    const T* vr[MR];
+#pragma GCC unroll 8
+    for (int r = 0; r < MR; ++r) vr[r] = v + r * vs_r;
     for (int64_t j = 0; j < nk; ++j) {
-      B vv[NVC];
+      B pv[NVC];
 #pragma GCC unroll 8
-      for (int c = 0; c < NVC; ++c) vv[c] = B::load_aligned(v + j * ldv + c * W);
+      for (int c = 0; c < NVC; ++c) pv[c] = B::load_aligned(pt + j * ldp + c * W);
 #pragma GCC unroll 8
       for (int r = 0; r < MR; ++r) {
-        const B pb(pm[r * ldp + j]);
+        const B vb(vr[r][j * vs_j]);
 #pragma GCC unroll 8
-        for (int c = 0; c < NVC; ++c) acc[r][c] = xsimd::fma(pb, vv[c], acc[r][c]);
+        for (int c = 0; c < NVC; ++c) acc[r][c] = xsimd::fma(vb, pv[c], acc[r][c]);
       }
     }
 #pragma GCC unroll 8
     for (int r = 0; r < MR; ++r)
 #pragma GCC unroll 8
-      for (int c = 0; c < NVC; ++c) acc[r][c].store_aligned(o + r * ldo + c * W);
+      for (int c = 0; c < NVC; ++c) acc[r][c].store_aligned(ot + r * ldo + c * W);
   }
 
   template <class F>
   static void by_vectors(int64_t nvec, F&& f) {
-    // Calls f.template operator()<n>(offset_in_vectors) over nvec vectors in
+    // Calls f(integral_constant<n>, first_vector) over nvec vectors in
     // chunks of NV, the last chunk smaller.
     int64_t c = 0;
     for (; c + NV <= nvec; c += NV) f(std::integral_constant<int, NV>{}, c);
@@ -153,15 +173,18 @@ struct Kernel {
     }
   }
 
-  // flatten: every call below is inlined (see pack.h for why).
+  static bool all_finite(const B& x) {
+    return xsimd::all(xsimd::abs(x) <= B(std::numeric_limits<T>::max()));
+  }
+
   ATTNCHECK_CPU_FLATTEN static bool run_item(const Plan& p, int64_t item, void* workspace) {
     const Layout L = layout(p);
     T* ws = static_cast<T*>(workspace);
-    T* Qp = ws + L.q;
+    T* Qt = ws + L.q;
     T* Kp = ws + L.k;
     T* Vp = ws + L.v;
-    T* S = ws + L.s;
-    T* O = ws + L.o;
+    T* St = ws + L.s;
+    T* Ot = ws + L.o;
     T* m = ws + L.m;
     T* l = ws + L.l;
     T* alpha = ws + L.alpha;
@@ -173,95 +196,106 @@ struct Kernel {
     const int64_t h = gh % p.heads;
     const int64_t g = gh / p.heads;
     const int64_t D = p.D, Dv = p.Dv;
+    const int64_t ld = L.bq_pad;  // row length of Q^T, S^T, O^T
     const int64_t q0 = qt * p.BQ;
     const int64_t nq = std::min(p.BQ, p.Sq - q0);
-    const int64_t nq_pad = round_up(nq, MR);
-    const int64_t dv_vec = L.dv_pad / W;
+    const int64_t nq_pad = round_up(nq, W);
+    const int64_t nq_vec = nq_pad / W;
     const T scale = static_cast<T>(p.scale);
     const T neg_inf = -std::numeric_limits<T>::infinity();
+    const int64_t es = storage_size(p.storage);
     bool finite = true;
 
-    // Query tile: rows q0..q0+nq, zero rows up to nq_pad.
-    const char* qbase = p.q.base + p.q.group.offset(g) * storage_size(p.storage);
+    // Q^T: channel d's row holds queries q0..q0+nq, then zeros to nq_pad.
+    const char* qbase = p.q.base + p.q.group.offset(g) * es;
     for (int64_t i = 0; i < nq; ++i) qoff[i] = p.q.position.offset(q0 + i);
-    gather_view<A>(Qp, D, int64_t{1}, p.storage, qbase, qoff, nq, p.q.channel_stride, h * D, D);
-    std::fill(Qp + nq * D, Qp + nq_pad * D, T(0));
-    std::fill(O, O + nq_pad * L.dv_pad, T(0));
+    gather_view<A>(Qt, int64_t{1}, ld, p.storage, qbase, qoff, nq, p.q.channel_stride, h * D, D);
+    if (nq_pad > nq)
+      for (int64_t d = 0; d < D; ++d) std::fill(Qt + d * ld + nq, Qt + d * ld + nq_pad, T(0));
+    for (int64_t e = 0; e < L.dv_pad; ++e) std::fill(Ot + e * ld, Ot + e * ld + nq_pad, T(0));
     std::fill(m, m + nq_pad, neg_inf);
     std::fill(l, l + nq_pad, T(0));
 
-    const char* kbase = p.k.base + p.k.group.offset(g) * storage_size(p.storage);
-    const char* vbase = p.v.base + p.v.group.offset(g) * storage_size(p.storage);
+    const char* kbase = p.k.base + p.k.group.offset(g) * es;
+    const char* vbase = p.v.base + p.v.group.offset(g) * es;
     for (int64_t k0 = 0; k0 < p.Sk; k0 += p.BK) {
       const int64_t nk = std::min(p.BK, p.Sk - k0);
-      const int64_t nk_pad = round_up(nk, W);
-      const int64_t nk_vec = nk_pad / W;
-      // K tile transposed (d-major, keys contiguous), padding keys zero; V
-      // tile key-major, padding channels zero. K and V may be different views
-      // of the same memory: each is read through its own strides.
+      const int64_t nk_pad = round_up(nk, MR);
+      // K tile, nk_pad x D (padding keys zero), and V tile, nk x dv_pad
+      // (padding channels zero), each in its source's orientation. K and V
+      // may be views of the same memory; each is read through its strides.
+      int64_t ks_r, ks_d, vs_j, vs_r;
       for (int64_t j = 0; j < nk; ++j) koff[j] = p.k.position.offset(k0 + j);
-      gather_view<A>(Kp, int64_t{1}, nk_pad, p.storage, kbase, koff, nk, p.k.channel_stride, h * D,
-                  D);
-      if (nk_pad > nk)
-        for (int64_t d = 0; d < D; ++d) std::fill(Kp + d * nk_pad + nk, Kp + (d + 1) * nk_pad, T(0));
+      if (p.k_key_major) {
+        ks_r = D, ks_d = 1;
+        std::fill(Kp + nk * D, Kp + nk_pad * D, T(0));
+      } else {
+        ks_r = 1, ks_d = nk_pad;
+        if (nk_pad > nk)
+          for (int64_t d = 0; d < D; ++d) std::fill(Kp + d * nk_pad + nk, Kp + d * nk_pad + nk_pad, T(0));
+      }
+      gather_view<A>(Kp, ks_r, ks_d, p.storage, kbase, koff, nk, p.k.channel_stride, h * D, D);
       for (int64_t j = 0; j < nk; ++j) koff[j] = p.v.position.offset(k0 + j);
-      gather_view<A>(Vp, L.dv_pad, int64_t{1}, p.storage, vbase, koff, nk, p.v.channel_stride,
-                  h * Dv, Dv);
-      if (L.dv_pad > Dv)
-        for (int64_t j = 0; j < nk; ++j) std::fill(Vp + j * L.dv_pad + Dv, Vp + (j + 1) * L.dv_pad, T(0));
+      if (p.v_key_major) {
+        vs_j = L.dv_pad, vs_r = 1;
+        if (L.dv_pad > Dv)
+          for (int64_t j = 0; j < nk; ++j) std::fill(Vp + j * L.dv_pad + Dv, Vp + (j + 1) * L.dv_pad, T(0));
+      } else {
+        vs_j = 1, vs_r = nk;
+        std::fill(Vp + Dv * nk, Vp + L.dv_pad * nk, T(0));
+      }
+      gather_view<A>(Vp, vs_j, vs_r, p.storage, vbase, koff, nk, p.v.channel_stride, h * Dv, Dv);
 
-      // Logits.
-      for (int64_t r0 = 0; r0 < nq_pad; r0 += MR)
-        by_vectors(nk_vec, [&](auto nv, int64_t c) {
-          qk_tile<decltype(nv)::value>(Qp + r0 * D, D, Kp + c * W, nk_pad, S + r0 * L.bk_pad + c * W,
-                                       L.bk_pad, scale);
+      // Logits S^T, MR keys at a time.
+      for (int64_t r0 = 0; r0 < nk_pad; r0 += MR)
+        by_vectors(nq_vec, [&](auto nv, int64_t c) {
+          qk_tile<decltype(nv)::value>(Kp + r0 * ks_r, ks_r, ks_d, D, Qt + c * W, ld,
+                                       St + r0 * ld + c * W, ld, scale);
         });
 
-      // Online softmax, row by row.
-      for (int64_t r = 0; r < nq_pad; ++r) {
-        T* row = S + r * L.bk_pad;
-        for (int64_t j = nk; j < nk_pad; ++j) row[j] = neg_inf;
-        B mx = B::load_aligned(row);
-        for (int64_t c = 1; c < nk_vec; ++c) mx = xsimd::max(mx, B::load_aligned(row + c * W));
-        alignas(64) T lanes[W];
-        mx.store_aligned(lanes);
-        T mt = lanes[0];
-        for (int64_t i = 1; i < W; ++i) mt = std::max(mt, lanes[i]);
-        const T m_new = std::max(m[r], mt);
+      // Online softmax, W queries at a time; every reduction over keys runs
+      // j = 0..nk-1 in order, in its own lane.
+      for (int64_t c = 0; c < nq_vec; ++c) {
+        T* col = St + c * W;
+        B mx = B::load_aligned(col);
+        for (int64_t j = 1; j < nk; ++j) mx = xsimd::max(mx, B::load_aligned(col + j * ld));
+        const B m_old = B::load_aligned(m + c * W);
+        const B m_new = xsimd::max(m_old, mx);
         // A logit that overflowed T (or a NaN) breaks the max subtraction;
         // the caller recomputes in double.
-        if (!(std::abs(m_new) <= std::numeric_limits<T>::max())) finite = false;
-        alpha[r] = std::exp(m[r] - m_new);
-        const B mb(m_new);
+        if (!all_finite(m_new)) finite = false;
+        const B a = xsimd::exp(m_old - m_new);
         B sum(T(0));
-        for (int64_t c = 0; c < nk_vec; ++c) {
-          const B e = xsimd::exp(B::load_aligned(row + c * W) - mb);
-          e.store_aligned(row + c * W);
+        for (int64_t j = 0; j < nk; ++j) {
+          const B e = xsimd::exp(B::load_aligned(col + j * ld) - m_new);
+          e.store_aligned(col + j * ld);
           sum += e;
         }
-        l[r] = l[r] * alpha[r] + xsimd::hadd(sum);
-        if (!(l[r] <= std::numeric_limits<T>::max())) finite = false;  // a NaN logit
-        m[r] = m_new;
+        const B l_new = B::load_aligned(l + c * W) * a + sum;
+        if (!all_finite(l_new)) finite = false;  // a NaN logit
+        l_new.store_aligned(l + c * W);
+        m_new.store_aligned(m + c * W);
+        a.store_aligned(alpha + c * W);
       }
       if (!finite) return false;
 
-      // O = alpha O + P V.
-      for (int64_t r0 = 0; r0 < nq_pad; r0 += MR)
-        by_vectors(dv_vec, [&](auto nv, int64_t c) {
-          pv_tile<decltype(nv)::value>(S + r0 * L.bk_pad, L.bk_pad, nk, Vp + c * W, L.dv_pad,
-                                       O + r0 * L.dv_pad + c * W, L.dv_pad, alpha + r0);
+      // O^T = alpha O^T + V^T P^T, MR value channels at a time.
+      for (int64_t r0 = 0; r0 < L.dv_pad; r0 += MR)
+        by_vectors(nq_vec, [&](auto nv, int64_t c) {
+          pv_tile<decltype(nv)::value>(Vp + r0 * vs_r, vs_j, vs_r, nk, St + c * W, ld,
+                                       Ot + r0 * ld + c * W, ld, alpha + c * W);
         });
     }
 
     // out = O / l, written through out's strides.
-    for (int64_t i = 0; i < nq; ++i) {
-      const B li(l[i]);
-      T* o = O + i * L.dv_pad;
-      for (int64_t c = 0; c < dv_vec; ++c) (B::load_aligned(o + c * W) / li).store_aligned(o + c * W);
+    for (int64_t c = 0; c < nq_vec; ++c) {
+      const B lv = B::load_aligned(l + c * W);
+      for (int64_t e = 0; e < Dv; ++e)
+        (B::load_aligned(Ot + e * ld + c * W) / lv).store_aligned(Ot + e * ld + c * W);
     }
     for (int64_t i = 0; i < nq; ++i) qoff[i] = p.out.position.offset(q0 + i);
-    scatter_view<A>(p.storage, p.out.base + p.out.group.offset(g) * storage_size(p.storage), qoff,
-                    nq, p.out.channel_stride, h * Dv, Dv, O, L.dv_pad);
+    scatter_view<A>(p.storage, p.out.base + p.out.group.offset(g) * es, qoff, nq,
+                    p.out.channel_stride, h * Dv, Dv, Ot, int64_t{1}, ld);
     return true;
   }
 };

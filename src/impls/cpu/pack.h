@@ -239,16 +239,16 @@ void gather_view(T* dst, int64_t dst_pos, int64_t dst_ch, Storage st, const char
   }
 }
 
-// Writes a dense tile (row i at src + i * src_pos, channels contiguous) into
+// Writes a dense tile (element (i, c) at src[i * src_pos + c * src_ch]) into
 // `nch` channels of a strided view (tensor data at base, positions at
 // pos_off[i], first channel first_channel): only those elements are written.
 template <class A, class T>
 void scatter_view(Storage st, char* base, const int64_t* pos_off, int64_t npos, int64_t ch_stride,
-                  int64_t first_channel, int64_t nch, const T* src, int64_t src_pos) {
+                  int64_t first_channel, int64_t nch, const T* src, int64_t src_pos, int64_t src_ch) {
   const int64_t off = first_channel * ch_stride;
   auto go = [&](auto* typed) {
     using S = std::remove_pointer_t<decltype(typed)>;
-    copy2d<A>(Side<S>{typed + off, pos_off, 0, ch_stride}, Side<const T>{src, nullptr, src_pos, 1},
+    copy2d<A>(Side<S>{typed + off, pos_off, 0, ch_stride}, Side<const T>{src, nullptr, src_pos, src_ch},
               npos, nch);
   };
   switch (st) {

@@ -65,6 +65,10 @@ struct Plan {
   // shape (never on the thread count or the layouts).
   int64_t BQ = 1, BK = 1;
   int64_t q_tiles = 1;  // ceil(Sq / BQ)
+  // Orientation of the packed K and V tiles (key-major when the source's
+  // channels are closer together than its positions). Only speed depends on
+  // it: K and V are broadcast operands.
+  bool k_key_major = false, v_key_major = false;
   int64_t items() const { return groups * heads * q_tiles; }
 };
 
