@@ -1,0 +1,110 @@
+// The case model: one plain value describing a whole attention call: sizes,
+// scale, dtype, and for each tensor a layout recipe and (inputs) a value
+// recipe. It has a one-line text form that parses back to the same case, so
+// a failure prints as a line that replays it. The RapidCheck generator
+// (generators.h) and the fuzzers' byte decoder (decode.h) both produce it.
+#pragma once
+
+#include <attncheck/layout.h>
+#include <attncheck/reference/attention.h>
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace attncheck {
+
+using ref::Axes;
+using ref::DType;
+
+enum Role { kRoleQ = 0, kRoleK = 1, kRoleV = 2, kRoleOut = 3 };
+const char* role_name(int role);
+
+// How a tensor of a given shape lies in memory. Memory order is a
+// permutation of (B, C, T, H, W), outermost first: order 0 is compact
+// (B, C, T, H, W), channels-last-3d is (B, T, H, W, C).
+struct LayoutRecipe {
+  int order = 0;                   // 0..119, index of the memory-order permutation
+  int64_t inner = 1;               // stride of the innermost memory dimension (> 1: gaps)
+  std::array<int64_t, 5> pad{};    // elements of padding after each dim's run, per (B,C,T,H,W)
+  int64_t offset = 0;              // elements before the view (a slice; byte_offset)
+  bool misalign = false;           // first element not 16-byte aligned (aligned to its size)
+  int broadcast = 0;               // bit d set: stride 0 on dim d (inputs only)
+  int64_t size1_stride = 0;        // > 0: the stride given to every size-1 dim
+
+  bool is_compact() const;
+  friend bool operator==(const LayoutRecipe&, const LayoutRecipe&) = default;
+};
+
+// The memory order of recipe.order, outermost first.
+std::array<int, 5> memory_order(int order);
+int order_index(const std::array<int, 5>& memory_order);
+int channels_last_order();
+
+enum class ValueKind {
+  normal,    // N(0, 1)
+  large,     // N(0, 1) * 24: logits far past exp's float overflow
+  ties,      // from {-1, 0, 1}: exactly tied logits
+  dominant,  // N(0, 1), one position of each group scaled by 16
+};
+const char* name_of(ValueKind k);
+
+struct ValueRecipe {
+  ValueKind kind = ValueKind::normal;
+  uint32_t seed = 1;
+  friend bool operator==(const ValueRecipe&, const ValueRecipe&) = default;
+};
+
+// Inputs sharing memory, as fused projections and self-attention produce.
+enum class Share {
+  none,
+  qk_same,     // k is q: the same buffer, layout and values (needs equal shapes)
+  kv_overlap,  // k and v are channel slices of one buffer that overlap by
+               // kv_overlap channels (a fused KV projection, sliced)
+};
+const char* name_of(Share s);
+
+struct Case {
+  Axes axes = Axes::spatial;
+  DType dtype = DType::f32;
+  int64_t B = 1, C = 1, Cv = 1, heads = 1;
+  int64_t Tq = 1, Hq = 1, Wq = 1;  // q and out
+  int64_t Tk = 1, Hk = 1, Wk = 1;  // k and v
+  double scale = 1.0;
+  Share share = Share::none;
+  int64_t kv_overlap = 0;
+  bool flush_high = false;  // views against the upper guard page (else the lower)
+  std::array<LayoutRecipe, 4> layout{};  // q, k, v, out
+  std::array<ValueRecipe, 3> values{};   // q, k, v
+
+  std::vector<int64_t> shape(int role) const;
+  int64_t D() const { return C / heads; }
+  int64_t Dv() const { return Cv / heads; }
+  int64_t groups() const;
+  int64_t Sq() const;
+  int64_t Sk() const;
+  // 4 * groups * heads * Sq * Sk * max(D, Dv): the work of one call.
+  double flops() const;
+
+  // Throws std::invalid_argument naming the field when the case is not one
+  // the spec allows (sizes, heads, axes constraints, share needs, out's
+  // broadcast); brings ignored fields to canonical values first.
+  void normalize();
+
+  // One line, key=value fields; parse(to_text()) == *this.
+  std::string to_text() const;
+  static Case parse(const std::string& text);  // throws std::invalid_argument
+
+  // Layout classes this case exercises (for coverage tables), e.g.
+  // "permuted", "padded", "inner_stride", "offset", "misaligned",
+  // "broadcast", "size1_strides", "shared", "compact".
+  std::vector<std::string> layout_classes() const;
+
+  friend bool operator==(const Case&, const Case&) = default;
+};
+
+// The layout (element strides, offset) recipe r gives a tensor of this shape.
+Layout make_layout(const LayoutRecipe& r, const std::vector<int64_t>& shape);
+
+}  // namespace attncheck

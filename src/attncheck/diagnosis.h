@@ -1,0 +1,18 @@
+// Diagnosis: which known wrong semantics an implementation's output matches.
+#pragma once
+
+#include <attncheck/error_model.h>
+#include <attncheck/guarded.h>
+
+#include <string>
+
+namespace attncheck {
+
+// Evaluates every named wrong semantics on the case's inputs (reshape
+// without permute, interleaved heads, softmax over queries, wrong scales,
+// a compact layout assumed for one tensor, k's strides used for v, the byte
+// offset ignored, inner stride taken as 1) and returns the sentence naming
+// the first one that `got` matches, or "" when none does.
+std::string diagnose(const GuardedCase& g, const ref::Tensor& got, const Expectation& e);
+
+}  // namespace attncheck

@@ -1,0 +1,43 @@
+// RapidCheck generators of cases, composed from small ones so a failure
+// shrinks to the smallest sizes, the fewest heads, the plainest layouts and
+// the simplest values that still fail. Use them in your own properties:
+//
+//   rc::check([](void) {
+//     const attncheck::Case c = *attncheck::gen::attention_case({});
+//     ...
+//   });
+#pragma once
+
+#include <attncheck/case.h>
+#include <attncheck/properties.h>
+
+#include <rapidcheck.h>
+
+#include <optional>
+
+namespace attncheck::gen {
+
+struct CaseOptions {
+  std::optional<Axes> axes;          // any when unset
+  std::optional<DType> dtype;        // f32 when unset
+  std::optional<Property> property;  // shape the case to what it needs
+  double max_flops = 4e6;            // keep each case cheap
+};
+
+// A size along one dimension: 1, small, primes, and tile boundaries
+// (multiples of 8, 16, 32, 64 and one either side).
+rc::Gen<int64_t> dim();
+// A layout recipe; inputs may broadcast (zero strides), out may not.
+rc::Gen<LayoutRecipe> layout_recipe(bool input);
+rc::Gen<ValueRecipe> value_recipe();
+// A layout for a tensor of this shape (the recipe applied).
+rc::Gen<Layout> layout(std::vector<int64_t> shape, bool input);
+// A whole case.
+rc::Gen<Case> attention_case(CaseOptions opt);
+
+}  // namespace attncheck::gen
+
+namespace attncheck {
+// How RapidCheck prints a case in a counterexample: its one-line text.
+inline void showValue(const Case& c, std::ostream& os) { os << c.to_text(); }
+}  // namespace attncheck

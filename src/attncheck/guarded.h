@@ -1,0 +1,94 @@
+// Guarded memory: each tensor of a case in its own mapping, fenced by guard
+// pages, the view flush against one of them, every byte that is not an
+// element of the view poisoned (NaN for inputs, a canary for out; out's own
+// elements start as canary too), inputs write-protected during the call.
+#pragma once
+
+#include <attncheck/case.h>
+#include <attncheck/plugin.h>
+#include <attncheck/reference/view.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace attncheck {
+
+// Rewrites the logical index (B, C, T, H, W) of a value before it is drawn,
+// so derived cases can move, replace or keep values (metamorphic tests).
+// Return false to draw the value from `alt_seed` instead of the recipe's.
+using IndexTransform = std::function<bool(int role, std::array<int64_t, 5>& idx)>;
+
+constexpr unsigned char kInputPoison = 0xff;  // NaN in every dtype, at any alignment
+constexpr unsigned char kOutCanary = 0xa5;
+
+// One mapping: [guard page][region][guard page].
+struct Mapping {
+  std::byte* base = nullptr;  // start of the whole mapping (a guard page)
+  size_t total = 0;
+  std::byte* region = nullptr;  // the accessible bytes
+  size_t region_size = 0;
+  Mapping() = default;
+  Mapping(const Mapping&) = delete;
+  Mapping& operator=(const Mapping&) = delete;
+  ~Mapping();
+};
+
+class GuardedCase {
+ public:
+  // Lays out and fills the case's tensors. Throws std::invalid_argument
+  // when the case needs more memory than max_bytes.
+  explicit GuardedCase(const Case& c, const IndexTransform& transform = {},
+                       size_t max_bytes = size_t{1} << 30);
+
+  const Case& spec() const { return case_; }
+  attncheck_attention* call() { return &call_; }
+  // The reference's views of q, k, v (exact stored values) and out.
+  ref::View view(int role) const;
+
+  // mprotect the input mappings read-only (true) or read-write (false).
+  void protect_inputs(bool read_only);
+  // The first problem with the memory around the views after a call, or "".
+  // (Bytes of out outside its view changed; an input changed; out elements
+  // still holding the canary.)
+  std::string check_memory() const;
+  // Names what a fault address hit: "read past the end of k", ... or "".
+  std::string describe_address(const void* addr, bool write) const;
+  // Resets out (view and slack) to the canary.
+  void reset_out();
+  // True when every element v reads lies inside one of this case's mappings
+  // (so the reference may evaluate a misread of the same memory safely).
+  bool readable(const ref::View& v) const;
+
+ private:
+  struct Tensor {
+    int buffer = 0;              // which mapping
+    Layout layout;               // element strides; offset relative to data
+    std::vector<int64_t> shape;
+    std::array<int64_t, 5> strides{};
+    std::byte* data = nullptr;  // DLTensor data
+    uint64_t byte_offset = 0;
+    DLTensor dl{};
+  };
+  struct Buffer {
+    std::unique_ptr<Mapping> map;
+    bool input = true;
+    std::vector<int> roles;         // tensors that live here
+    uint64_t checksum = 0;          // inputs: of the region after filling
+    std::vector<bool> is_element;   // out: per region byte
+  };
+
+  Case case_;
+  std::vector<Buffer> buffers_;
+  std::array<Tensor, 4> t_;
+  attncheck_attention call_{};
+  size_t elem_ = 4;
+
+  uint64_t region_checksum(const Buffer& b) const;
+};
+
+// Reads out's view of a GuardedCase (or anything) as long double values.
+ref::Tensor read_out(const ref::View& v);
+
+}  // namespace attncheck

@@ -1,0 +1,52 @@
+// The properties: each a function of (implementation, case). RapidCheck
+// tests, `attncheck verify`, the GoogleTest integration and the fuzz
+// targets all call these; none is written twice.
+#pragma once
+
+#include <attncheck/case.h>
+#include <attncheck/runner.h>
+
+#include <string>
+#include <vector>
+
+namespace attncheck {
+
+enum class Property {
+  semantics,          // out equals the reference's permute-then-reshape attention
+  layout_invariance,  // the same values in another layout give the same out
+  memory,             // no fault, no write outside out, inputs unchanged, no poison read
+  group_independence, // changing one group's q changes only that group's out
+  query_permutation,  // permuting queries permutes out
+  key_permutation,    // permuting keys and values jointly changes nothing
+  head_independence,  // changing one head's q changes only that head's out
+  robustness,         // large logits, exact ties, a dominant key, a single key
+};
+constexpr int kPropertyCount = 8;
+const char* name_of(Property p);
+Property parse_property(const std::string& name);  // throws std::invalid_argument
+std::vector<Property> all_properties();
+
+struct CheckOptions {
+  RunOptions run;
+  bool strict = false;    // layout invariance and independence bitwise
+  bool diagnose = true;   // name the wrong semantics a failure matches
+  bool compare_f32 = false;  // compute the error ratio against reference_f32
+};
+
+struct Verdict {
+  enum Kind { pass, fail, declined } kind = pass;
+  std::string summary;               // one line: what failed, or why declined
+  std::vector<std::string> details;  // first differing element, bounds, ...
+  std::string diagnosis;             // the named wrong semantics it matches, or ""
+  double worst_ratio = 0;            // max error / bound over the checked outputs
+  double f32_ratio = -1;             // error / reference_f32's error (semantics), -1 if not computed
+};
+
+Verdict check_property(Property p, const attncheck_impl& impl, const Case& c,
+                       const CheckOptions& opt);
+
+// Cases a property is checked on must satisfy this (metamorphic properties
+// need unshared inputs, robustness needs robust values...).
+bool property_accepts(Property p, const Case& c);
+
+}  // namespace attncheck

@@ -1,0 +1,35 @@
+// `attncheck verify`: every property, on every implementation of a target,
+// over generated cases; the minimal counterexample, its diagnosis and a
+// replay line for each failure; text, JSON and JUnit reports.
+#pragma once
+
+#include <attncheck/case.h>
+#include <attncheck/properties.h>
+
+#include <optional>
+#include <ostream>
+#include <string>
+#include <vector>
+
+namespace attncheck {
+
+struct VerifyOptions {
+  std::string target;               // plugin path or builtin:NAME
+  std::vector<std::string> impls;   // --impl (all when empty)
+  int cases = 30;                   // per property, axes family and dtype
+  uint64_t seed = 1;
+  std::vector<Axes> axes{Axes::spatial, Axes::temporal, Axes::spatiotemporal};
+  std::vector<DType> dtypes{DType::f32};
+  std::vector<Property> properties = all_properties();
+  std::optional<std::string> case_text;  // --case: replay one case
+  std::string json, junit;
+  bool strict = false;
+  bool fork = true;
+  bool progress = false;  // a progress line on stderr
+  int max_shrinks = 200;  // cap on shrink steps per failure
+};
+
+// Runs verify; returns the exit status (0 held, 1 failed, 2 could not run).
+int run_verify(const VerifyOptions& opt, std::ostream& out, std::ostream& err);
+
+}  // namespace attncheck

@@ -1,0 +1,281 @@
+#include <attncheck/dlview.h>
+#include <attncheck/guarded.h>
+
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstring>
+#include <stdexcept>
+
+namespace attncheck {
+
+namespace {
+
+size_t page_size() {
+  static const size_t p = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  return p;
+}
+size_t round_up(size_t n, size_t to) { return (n + to - 1) / to * to; }
+
+uint64_t splitmix64(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ull;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+
+// Position of a logical index within its group, as the spec numbers them.
+int64_t position_of(Axes axes, const std::array<int64_t, 5>& i, const std::vector<int64_t>& shape) {
+  switch (axes) {
+    case Axes::spatial: return i[3] * shape[4] + i[4];
+    case Axes::temporal: return i[2];
+    case Axes::spatiotemporal: return (i[2] * shape[3] + i[3]) * shape[4] + i[4];
+  }
+  return 0;
+}
+
+}  // namespace
+
+Mapping::~Mapping() {
+  if (base) munmap(base, total);
+}
+
+// The value of one logical element: a function of the recipe and the index
+// only, never of the layout, so the same case in two layouts holds the same
+// values.
+double draw_value(const ValueRecipe& r, uint64_t salt, const std::array<int64_t, 5>& idx,
+                  int64_t position, int64_t positions) {
+  uint64_t h = splitmix64(r.seed ^ (salt << 40));
+  for (int64_t x : idx) h = splitmix64(h ^ static_cast<uint64_t>(x));
+  const double u1 = ((h >> 11) + 1) * 0x1p-53, u2 = (splitmix64(h) >> 11) * 0x1p-53;
+  const double normal = std::sqrt(-2 * std::log(u1)) * std::cos(2 * M_PI * u2);
+  switch (r.kind) {
+    case ValueKind::normal: return normal;
+    case ValueKind::large: return 24 * normal;
+    case ValueKind::ties: return static_cast<double>(h % 3) - 1;
+    case ValueKind::dominant:
+      return position == static_cast<int64_t>(r.seed % static_cast<uint64_t>(positions)) ? 16 * normal
+                                                                                          : normal;
+  }
+  return normal;
+}
+
+GuardedCase::GuardedCase(const Case& c, const IndexTransform& transform, size_t max_bytes)
+    : case_(c) {
+  case_.normalize();
+  if (transform && case_.share != Share::none)
+    throw std::logic_error("guarded case: value transforms need unshared inputs");
+  elem_ = ref::size_of(case_.dtype);
+  const size_t page = page_size();
+
+  // Which buffer each tensor lives in, and the layouts within it.
+  const bool kv = case_.share == Share::kv_overlap;
+  Layout kv_layout;
+  if (kv) {
+    auto s = case_.shape(kRoleK);
+    s[1] = case_.C + case_.Cv - case_.kv_overlap;
+    kv_layout = make_layout(case_.layout[kRoleK], s);
+  }
+  for (int r = 0; r < 4; ++r) {
+    auto& t = t_[r];
+    t.shape = case_.shape(r);
+    if (kv && (r == kRoleK || r == kRoleV)) {
+      t.layout = kv_layout;
+      t.layout.shape = t.shape;
+      if (r == kRoleV) t.layout.offset += (case_.C - case_.kv_overlap) * kv_layout.stride[1];
+    } else {
+      t.layout = make_layout(case_.layout[r], t.shape);
+    }
+    t.layout.validate();
+  }
+  int nbuf = 0;
+  t_[kRoleQ].buffer = nbuf++;
+  t_[kRoleK].buffer = case_.share == Share::qk_same ? t_[kRoleQ].buffer : nbuf++;
+  t_[kRoleV].buffer = kv ? t_[kRoleK].buffer : nbuf++;
+  t_[kRoleOut].buffer = nbuf++;
+  buffers_.resize(nbuf);
+  for (int r = 0; r < 4; ++r) buffers_[t_[r].buffer].roles.push_back(r);
+  buffers_[t_[kRoleOut].buffer].input = false;
+
+  size_t total_bytes = 0;
+  for (auto& b : buffers_) {
+    // Elements [lo, hi] (relative to data) of every tensor in the buffer.
+    int64_t lo = INT64_MAX, hi = 0, before = 0;
+    for (int r : b.roles) {
+      lo = std::min(lo, t_[r].layout.offset);
+      hi = std::max(hi, t_[r].layout.max_offset());
+    }
+    before = lo;  // elements between data and the first element
+    const int r0 = b.roles.front();
+    const bool misalign = case_.layout[r0].misalign && !case_.flush_high && elem_ < 16;
+    const size_t span = static_cast<size_t>(hi - lo + 1) * elem_;
+    if (span > max_bytes || (total_bytes += span) > max_bytes)
+      throw std::invalid_argument("case needs more than " + std::to_string(max_bytes >> 20) +
+                                  " MiB of tensor memory");
+    auto m = std::make_unique<Mapping>();
+    m->region_size = round_up(span + (misalign ? elem_ : 0) + 64, page);
+    const size_t guard_low = round_up(static_cast<size_t>(before) * elem_ + page, page);
+    const size_t guard_high = page;
+    m->total = guard_low + m->region_size + guard_high;
+    void* p = mmap(nullptr, m->total, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) throw std::runtime_error("guarded case: mmap failed");
+    m->base = static_cast<std::byte*>(p);
+    m->region = m->base + guard_low;
+    mprotect(m->base, guard_low, PROT_NONE);
+    mprotect(m->region + m->region_size, guard_high, PROT_NONE);
+    std::memset(m->region, b.input ? kInputPoison : kOutCanary, m->region_size);
+    // First element flush against the lower guard (plus the element size
+    // when misaligned), or last element's end flush against the upper one.
+    std::byte* first = case_.flush_high ? m->region + m->region_size - span
+                                        : m->region + (misalign ? elem_ : 0);
+    std::byte* data = first - before * static_cast<int64_t>(elem_);
+    for (int r : b.roles) t_[r].data = data;
+    b.map = std::move(m);
+  }
+
+  // Values, written through each tensor's layout at its logical indices.
+  for (int r = 0; r < 3; ++r) {
+    auto& t = t_[r];
+    const ValueRecipe& recipe = case_.values[r];
+    const int64_t positions = t.shape[2] * t.shape[3] * t.shape[4] /
+                              (case_.axes == Axes::spatial ? t.shape[2]
+                               : case_.axes == Axes::temporal ? t.shape[3] * t.shape[4]
+                                                              : 1);
+    const int broadcast = case_.layout[r].broadcast;
+    const uint64_t salt = kv && r == kRoleV ? kRoleK : (case_.share == Share::qk_same ? kRoleQ : r);
+    ref::for_each_index(t.shape, [&](std::span<const int64_t> s) {
+      std::array<int64_t, 5> idx{s[0], s[1], s[2], s[3], s[4]};
+      for (int d = 0; d < 5; ++d)
+        if (broadcast & (1 << d)) idx[d] = 0;  // one value along a broadcast dim
+      if (kv && r == kRoleV) idx[1] += case_.C - case_.kv_overlap;  // buffer channel
+      ValueRecipe rr = recipe;
+      if (transform && !transform(r, idx)) rr.seed = ~rr.seed;
+      const double x = draw_value(rr, salt, idx, position_of(case_.axes, idx, t.shape), positions);
+      ref::write(case_.dtype, t.data + t.layout.index(s) * static_cast<int64_t>(elem_), x);
+    });
+  }
+  for (auto& b : buffers_)
+    if (b.input) b.checksum = region_checksum(b);
+  // Out: which bytes are elements.
+  {
+    auto& b = buffers_[t_[kRoleOut].buffer];
+    b.is_element.assign(b.map->region_size, false);
+    const auto& t = t_[kRoleOut];
+    ref::for_each_index(t.shape, [&](std::span<const int64_t> s) {
+      const size_t at = static_cast<size_t>(t.data + t.layout.index(s) * static_cast<int64_t>(elem_) -
+                                            b.map->region);
+      for (size_t i = 0; i < elem_; ++i) b.is_element[at + i] = true;
+    });
+  }
+
+  // The DLTensors.
+  const bool null_strides_if_compact = (case_.values[0].seed >> 3) & 1;
+  for (int r = 0; r < 4; ++r) {
+    auto& t = t_[r];
+    for (int d = 0; d < 5; ++d) t.strides[d] = t.layout.stride[d];
+    t.byte_offset = static_cast<uint64_t>(t.layout.offset) * elem_;
+    t.dl.data = t.data;
+    t.dl.device = {kDLCPU, 0};
+    t.dl.ndim = 5;
+    t.dl.dtype = dl_dtype(case_.dtype);
+    t.dl.shape = t.shape.data();
+    const bool compact = t.layout.offset == 0 && t.layout.is_compact() &&
+                         t.layout.stride == Layout::compact(t.shape).stride;
+    t.dl.strides = compact && null_strides_if_compact ? nullptr : t.strides.data();
+    t.dl.byte_offset = t.byte_offset;
+  }
+  if (case_.share == Share::qk_same) t_[kRoleK].dl = t_[kRoleQ].dl;
+  call_ = {static_cast<attncheck_axes>(case_.axes), &t_[kRoleQ].dl, &t_[kRoleK].dl, &t_[kRoleV].dl,
+           &t_[kRoleOut].dl, case_.heads, case_.scale};
+}
+
+ref::View GuardedCase::view(int role) const {
+  ref::View v;
+  v.dtype = case_.dtype;
+  v.base = t_[role].data;
+  v.layout = t_[role].layout;
+  return v;
+}
+
+void GuardedCase::protect_inputs(bool read_only) {
+  for (auto& b : buffers_)
+    if (b.input) mprotect(b.map->region, b.map->region_size, read_only ? PROT_READ : PROT_READ | PROT_WRITE);
+}
+
+uint64_t GuardedCase::region_checksum(const Buffer& b) const {
+  uint64_t h = 1469598103934665603ull;
+  const auto* p = reinterpret_cast<const uint64_t*>(b.map->region);
+  for (size_t i = 0; i < b.map->region_size / 8; ++i) h = splitmix64(h ^ p[i]);
+  return h;
+}
+
+void GuardedCase::reset_out() {
+  auto& b = buffers_[t_[kRoleOut].buffer];
+  std::memset(b.map->region, kOutCanary, b.map->region_size);
+}
+
+std::string GuardedCase::check_memory() const {
+  for (const auto& b : buffers_) {
+    if (b.input) {
+      if (region_checksum(b) != b.checksum) {
+        std::string names;
+        for (int r : b.roles) names += (names.empty() ? "" : "/") + std::string(role_name(r));
+        return "wrote to " + names + " (an input changed during the call)";
+      }
+      continue;
+    }
+    const auto& t = t_[kRoleOut];
+    const int64_t first = t.data + t.layout.offset * static_cast<int64_t>(elem_) - b.map->region;
+    const int64_t last = t.data + (t.layout.max_offset() + 1) * static_cast<int64_t>(elem_) - b.map->region;
+    for (size_t i = 0; i < b.map->region_size; ++i) {
+      if (b.is_element[i] || static_cast<unsigned char>(b.map->region[i]) == kOutCanary) continue;
+      const int64_t at = static_cast<int64_t>(i);
+      if (at < first) return "wrote " + std::to_string(first - at) + " bytes before out's first element";
+      if (at >= last) return "wrote " + std::to_string(at - last + 1) + " bytes past out's last element";
+      return "wrote between out's elements (a gap byte " + std::to_string(at - first) +
+             " bytes into the view changed)";
+    }
+    // Elements still holding the canary were never written.
+    std::string unwritten;
+    ref::for_each_index(t.shape, [&](std::span<const int64_t> s) {
+      if (!unwritten.empty()) return;
+      const std::byte* p = t.data + t.layout.index(s) * static_cast<int64_t>(elem_);
+      bool canary = true;
+      for (size_t i = 0; i < elem_; ++i) canary &= static_cast<unsigned char>(p[i]) == kOutCanary;
+      if (canary)
+        unwritten = "did not write out[" + std::to_string(s[0]) + "," + std::to_string(s[1]) + "," +
+                    std::to_string(s[2]) + "," + std::to_string(s[3]) + "," + std::to_string(s[4]) + "]";
+    });
+    if (!unwritten.empty()) return unwritten;
+  }
+  return "";
+}
+
+std::string GuardedCase::describe_address(const void* addr, bool write) const {
+  const auto* a = static_cast<const std::byte*>(addr);
+  for (const auto& b : buffers_) {
+    const auto& m = *b.map;
+    if (a < m.base || a >= m.base + m.total) continue;
+    std::string names;
+    for (int r : b.roles) names += (names.empty() ? "" : "/") + std::string(role_name(r));
+    const char* verb = write ? "wrote" : "read";
+    if (a < m.region) return std::string(verb) + " before the start of " + names;
+    if (a >= m.region + m.region_size) return std::string(verb) + " past the end of " + names;
+    if (write && b.input) return "wrote to " + names;
+    return std::string(verb) + " inside " + names + "'s mapping";
+  }
+  return "";
+}
+
+bool GuardedCase::readable(const ref::View& v) const {
+  const std::byte* lo = v.base + v.layout.offset * static_cast<int64_t>(ref::size_of(v.dtype));
+  const std::byte* hi = v.base + (v.layout.max_offset() + 1) * static_cast<int64_t>(ref::size_of(v.dtype));
+  for (const auto& b : buffers_)
+    if (lo >= b.map->region && hi <= b.map->region + b.map->region_size) return true;
+  return false;
+}
+
+ref::Tensor read_out(const ref::View& v) { return ref::contiguous(v); }
+
+}  // namespace attncheck

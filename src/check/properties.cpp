@@ -1,0 +1,377 @@
+#include <attncheck/diagnosis.h>
+#include <attncheck/dlview.h>
+#include <attncheck/error_model.h>
+#include <attncheck/properties.h>
+
+#include "../impls/reference_f32/reference_f32.h"
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <stdexcept>
+
+namespace attncheck {
+
+const char* name_of(Property p) {
+  switch (p) {
+    case Property::semantics: return "semantics";
+    case Property::layout_invariance: return "layout_invariance";
+    case Property::memory: return "memory";
+    case Property::group_independence: return "group_independence";
+    case Property::query_permutation: return "query_permutation";
+    case Property::key_permutation: return "key_permutation";
+    case Property::head_independence: return "head_independence";
+    case Property::robustness: return "robustness";
+  }
+  return "?";
+}
+
+std::vector<Property> all_properties() {
+  std::vector<Property> v;
+  for (int i = 0; i < kPropertyCount; ++i) v.push_back(static_cast<Property>(i));
+  return v;
+}
+
+Property parse_property(const std::string& name) {
+  for (Property p : all_properties())
+    if (name == name_of(p)) return p;
+  throw std::invalid_argument("unknown property '" + name + "'");
+}
+
+bool property_accepts(Property p, const Case& c) {
+  switch (p) {
+    case Property::group_independence:
+    case Property::query_permutation:
+    case Property::key_permutation:
+    case Property::head_independence:
+      // Values are moved by logical index: inputs must not share memory or
+      // repeat along broadcast dimensions.
+      return c.share == Share::none && c.layout[0].broadcast == 0 && c.layout[1].broadcast == 0 &&
+             c.layout[2].broadcast == 0;
+    case Property::robustness:
+      return c.Sk() == 1 || c.values[0].kind != ValueKind::normal || c.values[1].kind != ValueKind::normal;
+    default:
+      return true;
+  }
+}
+
+namespace {
+
+uint64_t mix(uint64_t x) {
+  x ^= x >> 33;
+  x *= 0xff51afd7ed558ccdull;
+  x ^= x >> 33;
+  return x;
+}
+
+// Group and position of a logical index of a tensor of the given (T, H, W).
+struct Coords {
+  Axes axes;
+  int64_t T, H, W;
+  int64_t group(const std::array<int64_t, 5>& i, int64_t B_unused = 0) const {
+    (void)B_unused;
+    switch (axes) {
+      case Axes::spatial: return i[0] * T + i[2];
+      case Axes::temporal: return (i[0] * H + i[3]) * W + i[4];
+      case Axes::spatiotemporal: return i[0];
+    }
+    return 0;
+  }
+  int64_t positions() const {
+    return axes == Axes::spatial ? H * W : axes == Axes::temporal ? T : T * H * W;
+  }
+  int64_t pos(const std::array<int64_t, 5>& i) const {
+    switch (axes) {
+      case Axes::spatial: return i[3] * W + i[4];
+      case Axes::temporal: return i[2];
+      case Axes::spatiotemporal: return (i[2] * H + i[3]) * W + i[4];
+    }
+    return 0;
+  }
+  void set_pos(std::array<int64_t, 5>& i, int64_t p) const {
+    switch (axes) {
+      case Axes::spatial: i[3] = p / W, i[4] = p % W; return;
+      case Axes::temporal: i[2] = p; return;
+      case Axes::spatiotemporal: i[2] = p / (H * W), i[3] = (p / W) % H, i[4] = p % W; return;
+    }
+  }
+};
+
+Coords coords(const Case& c, int role) {
+  const bool key = role == kRoleK || role == kRoleV;
+  return {c.axes, key ? c.Tk : c.Tq, key ? c.Hk : c.Hq, key ? c.Wk : c.Wq};
+}
+
+// A permutation of n elements from a seed (Fisher-Yates over splitmix).
+std::vector<int64_t> permutation(int64_t n, uint64_t seed) {
+  std::vector<int64_t> p(n);
+  for (int64_t i = 0; i < n; ++i) p[i] = i;
+  for (int64_t i = n - 1; i > 0; --i) {
+    seed = mix(seed + 0x9e3779b97f4a7c15ull);
+    std::swap(p[i], p[seed % static_cast<uint64_t>(i + 1)]);
+  }
+  return p;
+}
+
+struct Outcome {
+  RunResult run;
+  ref::Tensor out{std::vector<int64_t>{0}};
+};
+
+Outcome run_once(const attncheck_impl& impl, GuardedCase& g, const CheckOptions& opt) {
+  Outcome o;
+  o.run = run_call(impl, g, opt.run);
+  if (o.run.finding.empty() && o.run.status == ATTNCHECK_OK) o.out = read_out(g.view(kRoleOut));
+  return o;
+}
+
+// Turns a run that did not produce an output into a verdict, or returns
+// false when the output is there to check.
+bool unusable(const Outcome& o, Verdict& v) {
+  if (!o.run.finding.empty()) {
+    v.kind = Verdict::fail;
+    v.summary = o.run.finding;
+    return true;
+  }
+  if (o.run.status == ATTNCHECK_UNSUPPORTED) {
+    v.kind = Verdict::declined;
+    v.summary = o.run.message.empty() ? "declined" : o.run.message;
+    return true;
+  }
+  if (o.run.status == ATTNCHECK_FAILED) {
+    v.kind = Verdict::fail;
+    v.summary = "returned ATTNCHECK_FAILED on a valid call: " + o.run.message;
+    return true;
+  }
+  return false;
+}
+
+std::string num(long double x) {
+  char b[64];
+  std::snprintf(b, sizeof b, "%.9Lg", x);
+  return b;
+}
+
+double f32_error(GuardedCase& g, const Expectation& e) {
+  const Case& c = g.spec();
+  if (c.dtype == DType::f64) return -1;
+  // reference_f32 on the same guarded inputs, into a packed output.
+  std::vector<std::byte> buf(static_cast<size_t>(e.want.numel()) * ref::size_of(c.dtype));
+  std::vector<int64_t> shape = c.shape(kRoleOut);
+  DLTensor out{};
+  out.data = buf.data();
+  out.device = {kDLCPU, 0};
+  out.ndim = 5;
+  out.dtype = dl_dtype(c.dtype);
+  out.shape = shape.data();
+  attncheck_attention call = *g.call();
+  call.out = &out;
+  char msg[256];
+  if (reference_f32::attention(&call, msg, sizeof msg) != ATTNCHECK_OK) return -1;
+  const ref::Tensor got = read_out(view_of(out));
+  long double m = 0;
+  for (int64_t i = 0; i < got.numel(); ++i) m = std::max(m, std::fabs(got[i] - e.want[i]));
+  return static_cast<double>(m);
+}
+
+Verdict semantics(const attncheck_impl& impl, const Case& c, const CheckOptions& opt) {
+  Verdict v;
+  GuardedCase g(c);
+  const Outcome o = run_once(impl, g, opt);
+  if (unusable(o, v)) return v;
+  const Expectation e = expect(g);
+  const Comparison cmp = compare(o.out, e);
+  v.worst_ratio = cmp.worst_ratio;
+  if (opt.compare_f32) {
+    const double base = f32_error(g, e);
+    if (base >= 0)
+      v.f32_ratio = static_cast<double>(cmp.max_error) / std::max(base, std::numeric_limits<double>::min());
+  }
+  if (cmp.ok) return v;
+  v.kind = Verdict::fail;
+  v.summary = std::to_string(cmp.failing) + " of " + std::to_string(e.want.numel()) +
+              " output elements differ from the reference";
+  v.details.push_back("first at out" + index_text(cmp.first) + ": expected " + num(cmp.want) + ", got " +
+                      num(cmp.got) + ", |error| " + num(std::fabs(cmp.got - cmp.want)) + " > bound " +
+                      num(cmp.bound));
+  if (opt.diagnose) v.diagnosis = diagnose(g, o.out, e);
+  return v;
+}
+
+Verdict memory(const attncheck_impl& impl, const Case& c, const CheckOptions& opt) {
+  Verdict v;
+  GuardedCase g(c);
+  const Outcome o = run_once(impl, g, opt);
+  if (unusable(o, v)) return v;
+  // Poison is NaN: a NaN in out where the reference is finite came from a
+  // read outside the views.
+  const ref::Tensor want = ref::attention(reference_args(g));
+  int64_t flat = 0;
+  ref::for_each_index(want.shape, [&](std::span<const int64_t> idx) {
+    const int64_t i = flat++;
+    if (v.kind == Verdict::fail) return;
+    if (std::isnan(o.out[i]) && std::isfinite(want[i])) {
+      v.kind = Verdict::fail;
+      v.summary = "NaN in out" + index_text({idx[0], idx[1], idx[2], idx[3], idx[4]}) +
+                  ": poisoned memory outside the views was read";
+    }
+  });
+  return v;
+}
+
+// Runs the case plain and transformed, and compares the outputs where
+// `expected_index(out_index)` says the transformed output should equal the
+// plain one (-1 where nothing is claimed).
+Verdict compare_transformed(const attncheck_impl& impl, const Case& c, const CheckOptions& opt,
+                            const IndexTransform& transform, bool bitwise_when_strict,
+                            const std::function<bool(std::array<int64_t, 5>&)>& source_of,
+                            const std::string& what) {
+  Verdict v;
+  GuardedCase a(c);
+  const Outcome oa = run_once(impl, a, opt);
+  if (unusable(oa, v)) return v;
+  GuardedCase b(c, transform);
+  const Outcome ob = run_once(impl, b, opt);
+  if (unusable(ob, v)) return v;
+  const Expectation e = expect(a);
+  const bool bitwise = opt.strict && bitwise_when_strict;
+  int64_t flat = 0;
+  const auto& shape = oa.out.shape;
+  ref::for_each_index(shape, [&](std::span<const int64_t> idx) {
+    const int64_t i = flat++;
+    if (v.kind == Verdict::fail) return;
+    std::array<int64_t, 5> src{idx[0], idx[1], idx[2], idx[3], idx[4]};
+    if (!source_of(src)) return;
+    int64_t j = 0;
+    for (int d = 0; d < 5; ++d) j = j * shape[d] + src[d];
+    const long double x = ob.out[i], y = oa.out[j];
+    const bool same = bitwise ? (std::memcmp(&x, &y, 10) == 0 || (std::isnan(x) && std::isnan(y)))
+                              : std::fabs(x - y) <= 2 * e.bound[j];
+    if (!same) {
+      v.kind = Verdict::fail;
+      v.summary = what;
+      std::array<int64_t, 5> at{idx[0], idx[1], idx[2], idx[3], idx[4]};
+      v.details.push_back("out" + index_text(at) + " of the changed case is " + num(x) +
+                          ", expected out" + index_text(src) + " = " + num(y) + " of the original" +
+                          (bitwise ? " (bitwise, strict mode)" : ", bound " + num(2 * e.bound[j])));
+    }
+  });
+  return v;
+}
+
+Verdict layout_invariance(const attncheck_impl& impl, const Case& c, const CheckOptions& opt) {
+  // The same values in other layouts: compact if the case is not, else
+  // channels-last with padding, an offset and misalignment. Broadcast masks
+  // stay (they are part of the values), sharing stays.
+  Case alt = c;
+  bool any_noncompact = false;
+  for (const auto& r : c.layout) any_noncompact |= !(r.order == 0 && r.inner == 1 && r.offset == 0 &&
+                                                      r.pad == std::array<int64_t, 5>{} && !r.misalign &&
+                                                      r.size1_stride == 0);
+  for (auto& r : alt.layout) {
+    const int bc = r.broadcast;
+    r = LayoutRecipe{};
+    r.broadcast = bc;
+    if (!any_noncompact) {
+      r.order = channels_last_order();
+      r.pad = {1, 0, 2, 0, 1};
+      r.offset = 3;
+      r.misalign = true;
+      r.inner = 2;
+    }
+  }
+  alt.flush_high = !c.flush_high;
+  alt.normalize();
+  Verdict v;
+  GuardedCase a(c), b(alt);
+  const Outcome oa = run_once(impl, a, opt);
+  if (unusable(oa, v)) return v;
+  const Outcome ob = run_once(impl, b, opt);
+  if (unusable(ob, v)) {
+    if (v.kind == Verdict::declined) v.summary = "declined the other layout: " + v.summary;
+    return v;
+  }
+  const Expectation e = expect(a);
+  for (int64_t i = 0; i < oa.out.numel(); ++i) {
+    const long double x = oa.out[i], y = ob.out[i];
+    const bool same = opt.strict ? (x == y || (std::isnan(x) && std::isnan(y)))
+                                 : std::fabs(x - y) <= 2 * e.bound[i];
+    if (!same) {
+      v.kind = Verdict::fail;
+      v.summary = opt.strict ? "outputs for the same values in two layouts are not bitwise equal"
+                             : "outputs for the same values in two layouts differ beyond the bound";
+      std::array<int64_t, 5> at{};
+      int64_t r = i;
+      for (int d = 4; d >= 0; --d) at[d] = r % oa.out.shape[d], r /= oa.out.shape[d];
+      v.details.push_back("out" + index_text(at) + ": " + num(x) + " in the case's layout, " + num(y) +
+                          " in " + alt.to_text());
+      return v;
+    }
+  }
+  return v;
+}
+
+}  // namespace
+
+Verdict check_property(Property p, const attncheck_impl& impl, const Case& c, const CheckOptions& opt) {
+  const uint64_t h = mix(std::hash<std::string>{}(c.to_text()));
+  switch (p) {
+    case Property::semantics:
+    case Property::robustness:
+      return semantics(impl, c, opt);
+    case Property::memory:
+      return memory(impl, c, opt);
+    case Property::layout_invariance:
+      return layout_invariance(impl, c, opt);
+    case Property::group_independence: {
+      const Coords qc = coords(c, kRoleQ);
+      const int64_t n0 = static_cast<int64_t>(h % static_cast<uint64_t>(c.groups()));
+      return compare_transformed(
+          impl, c, opt,
+          [&](int role, std::array<int64_t, 5>& i) { return !(role == kRoleQ && qc.group(i) == n0); }, true,
+          [&](std::array<int64_t, 5>& o) { return qc.group(o) != n0; },
+          "changing the queries of group " + std::to_string(n0) + " changed the output of another group");
+    }
+    case Property::head_independence: {
+      const int64_t g0 = static_cast<int64_t>(h % static_cast<uint64_t>(c.heads));
+      const int64_t D = c.D(), Dv = c.Dv();
+      return compare_transformed(
+          impl, c, opt,
+          [&](int role, std::array<int64_t, 5>& i) { return !(role == kRoleQ && i[1] / D == g0); }, true,
+          [&](std::array<int64_t, 5>& o) { return o[1] / Dv != g0; },
+          "changing the queries of head " + std::to_string(g0) + " changed the output of another head");
+    }
+    case Property::query_permutation: {
+      const Coords qc = coords(c, kRoleQ);
+      const auto pi = permutation(qc.positions(), h);
+      // The changed case's query at position p holds the original's query pi[p].
+      return compare_transformed(
+          impl, c, opt,
+          [&](int role, std::array<int64_t, 5>& i) {
+            if (role == kRoleQ) qc.set_pos(i, pi[qc.pos(i)]);
+            return true;
+          },
+          false,
+          [&](std::array<int64_t, 5>& o) {
+            qc.set_pos(o, pi[qc.pos(o)]);
+            return true;
+          },
+          "permuting the query positions did not permute the output the same way");
+    }
+    case Property::key_permutation: {
+      const Coords kc = coords(c, kRoleK);
+      const auto pi = permutation(kc.positions(), h);
+      return compare_transformed(
+          impl, c, opt,
+          [&](int role, std::array<int64_t, 5>& i) {
+            if (role == kRoleK || role == kRoleV) kc.set_pos(i, pi[kc.pos(i)]);
+            return true;
+          },
+          false, [](std::array<int64_t, 5>&) { return true; },
+          "permuting keys and values jointly changed the output");
+    }
+  }
+  return {};
+}
+
+}  // namespace attncheck

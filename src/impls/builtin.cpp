@@ -1,0 +1,26 @@
+// builtin.so: the project's own implementations, behind the same ABI as any
+// third party's plugin.
+#include <attncheck/plugin.h>
+
+#include "reference_f32/reference_f32.h"
+#ifdef ATTNCHECK_HAVE_CPU
+#include "cpu/cpu_attention.h"
+#endif
+
+namespace {
+
+const attncheck_impl kImpls[] = {
+#ifdef ATTNCHECK_HAVE_CPU
+    {"cpu", kDLCPU, &attncheck::cpu::attention},
+#endif
+    {"reference_f32", kDLCPU, &attncheck::reference_f32::attention},
+};
+
+}  // namespace
+
+extern "C" __attribute__((visibility("default"))) const attncheck_impl* attncheck_impls(
+    int abi_version, size_t* count) {
+  if (abi_version != ATTNCHECK_ABI_VERSION) return nullptr;
+  if (count) *count = sizeof(kImpls) / sizeof(kImpls[0]);
+  return kImpls;
+}
