@@ -26,7 +26,7 @@ struct VerifyOptions {
   bool strict = false;
   bool fork = true;
   bool progress = false;  // a progress line on stderr
-  int max_shrinks = 3000;  // cap on shrink tries per failure
+  int max_shrinks = 1000;  // cap on shrink tries per failure
 };
 
 // Runs verify; returns the exit status (0 held, 1 failed, 2 could not run).

@@ -191,6 +191,7 @@ int run_verify(const VerifyOptions& opt, std::ostream& out, std::ostream& err) {
             Coverage& cov = coverage[impl.name];
             CheckOptions po = copt;
             po.compare_f32 = p == Property::semantics;
+            po.diagnose = false;  // only the minimal case is diagnosed, below
             int seen = 0;
             bool failed_once = false;
             Listener listener(opt.max_shrinks);
