@@ -26,7 +26,8 @@ struct VerifyOptions {
   bool strict = false;
   bool fork = true;
   bool progress = false;  // a progress line on stderr
-  int max_shrinks = 1000;  // cap on shrink tries per failure
+  int max_shrinks = 1000;      // cap on RapidCheck's shrink tries per failure
+  int max_case_shrinks = 400;  // cap on attncheck's case shrinker's tries
 };
 
 // Runs verify; returns the exit status (0 held, 1 failed, 2 could not run).

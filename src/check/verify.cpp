@@ -1,5 +1,6 @@
 #include <attncheck/generators.h>
 #include <attncheck/loader.h>
+#include <attncheck/shrink.h>
 #include <attncheck/verify.h>
 
 #include <rapidcheck/detail/TestListener.h>
@@ -85,8 +86,9 @@ void print_failure(std::ostream& out, const PropertyRun& r) {
       << ref::name_of(r.dtype) << ") after " << r.tests_before_failure + 1 << " case(s)\n";
   out << "    " << f.v.summary << "\n";
   for (const auto& d : f.v.details) out << "    " << d << "\n";
-  out << "    diagnosis: " << (f.v.diagnosis.empty() ? "no known wrong semantics matches" : f.v.diagnosis)
-      << "\n";
+  if (r.property == Property::semantics || r.property == Property::robustness)
+    out << "    diagnosis: " << (f.v.diagnosis.empty() ? "no known wrong semantics matches" : f.v.diagnosis)
+        << "\n";
   out << "    minimal case: " << ref::name_of(c.axes) << " " << ref::name_of(c.dtype) << ", B=" << c.B
       << " C=" << c.C << " Cv=" << c.Cv << " heads=" << c.heads << " scale=" << c.scale << ", groups "
       << c.groups() << ", Sq " << c.Sq() << ", Sk " << c.Sk() << ", share " << name_of(c.share) << "\n";
@@ -241,7 +243,14 @@ int run_verify(const VerifyOptions& opt, std::ostream& out, std::ostream& err) {
             const auto result = rc::detail::checkTestable(body, meta, params, listener);
             (void)result;
             if (r.failure) {
-              // Diagnose the minimal case again, with the f32 comparison.
+              // RapidCheck's shrink, then attncheck's own over the case's
+              // fields, then the minimal case is diagnosed.
+              r.failure->c = shrink_case(
+                  r.failure->c,
+                  [&](const Case& c) {
+                    return property_accepts(p, c) && check_property(p, impl, c, po).kind == Verdict::fail;
+                  },
+                  opt.max_case_shrinks);
               CheckOptions d = copt;
               d.compare_f32 = true;
               Verdict v = check_property(p, impl, r.failure->c, d);
