@@ -4,4 +4,5 @@ ATTNCHECK_PACKAGES_CORE=(
   libgtest-dev libgmock-dev librapidcheck-dev
   libxtensor-dev xtl-dev libxsimd-dev libdlpack-dev
   libbenchmark-dev libopenblas-dev
+  clang libclang-common-14-dev libclang-rt-14-dev
 )

@@ -1,0 +1,268 @@
+// Properties of the checker itself: the case model's text form and byte
+// decoder, guarded memory and the fork runner's findings, and the error
+// model (no false alarm on correct float32 kernels that sum in other orders;
+// a kernel that rounds probabilities to bfloat16 once is caught).
+#include <attncheck/call_index.h>
+#include <attncheck/decode.h>
+#include <attncheck/error_model.h>
+#include <attncheck/generators.h>
+#include <attncheck/guarded.h>
+#include <attncheck/properties.h>
+#include <attncheck/runner.h>
+
+#include "../src/impls/reference_f32/reference_f32.h"
+
+#include <gtest/gtest.h>
+#include <rapidcheck/gtest.h>
+
+#include <unistd.h>
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+namespace attncheck {
+namespace {
+
+RC_GTEST_PROP(CaseModel, TextRoundTrips, ()) {
+  const Case c = *gen::attention_case({});
+  const Case back = Case::parse(c.to_text());
+  RC_ASSERT(back == c);
+  RC_ASSERT(back.to_text() == c.to_text());
+}
+
+RC_GTEST_PROP(CaseModel, AnyBytesDecodeToAValidCase, (const std::vector<uint8_t>& bytes)) {
+  const Case c = decode_case(bytes.data(), bytes.size());
+  RC_ASSERT(c.flops() <= 2e6);
+  RC_ASSERT(Case::parse(c.to_text()) == c);
+}
+
+TEST(CaseModel, RejectsMalformedTextWithOneLine) {
+  for (const char* bad : {"", "spatial", "spatial f32 B=0", "spatial f32 heads=3 C=4",
+                          "spatial f32 q=2x1x1 k=3x1x1", "cubic f32", "spatial f33", "spatial f32 B=x",
+                          "spatial f32 Lq=0/1/0:0:0:0:0/0/q/0/0", "spatial f32 Lout=0/1/0:0:0:0:0/0/a/1/0",
+                          "spatial f32 share=qk_same q=1x1x1 k=1x2x1", "spatial f32 scale=inf", "spatial f32 B=1 B=1"}) {
+    try {
+      Case::parse(bad);
+      ADD_FAILURE() << "parsed: " << bad;
+    } catch (const std::invalid_argument& e) {
+      EXPECT_EQ(std::string(e.what()).find('\n'), std::string::npos);
+    }
+  }
+}
+
+RC_GTEST_PROP(GuardedMemory, ViewsHoldTheValuesAndNothingElseChanges, ()) {
+  const Case c = *gen::attention_case({});
+  GuardedCase g(c);
+  RC_ASSERT(g.check_memory().rfind("did not write", 0) == 0);  // out still all canary
+  // Values are finite and do not depend on the layout.
+  Case packed = c;
+  for (auto& r : packed.layout) {
+    const int bc = r.broadcast;
+    r = LayoutRecipe{};
+    r.broadcast = bc;
+  }
+  GuardedCase p(packed);
+  for (int role = 0; role < 3; ++role) {
+    const ref::Tensor a = ref::contiguous(g.view(role)), b = ref::contiguous(p.view(role));
+    for (int64_t i = 0; i < a.numel(); ++i) {
+      RC_ASSERT(std::isfinite(a[i]));
+      RC_ASSERT(a[i] == b[i]);
+    }
+  }
+}
+
+// Test implementations with one behaviour each, called through the ABI.
+attncheck_status read_past_k(const attncheck_attention* call, char*, size_t) {
+  CallShape s;
+  validate_call(call, &s, nullptr);
+  volatile float sink = 0;
+  const char* base = static_cast<const char*>(call->k->data) + call->k->byte_offset;
+  for (int64_t i = 0; i < (int64_t{1} << 30); ++i) sink = sink + *reinterpret_cast<const float*>(base + 4 * i);
+  return ATTNCHECK_OK;
+}
+attncheck_status write_q(const attncheck_attention* call, char*, size_t) {
+  *reinterpret_cast<float*>(static_cast<char*>(call->q->data) + call->q->byte_offset) = 1;
+  return ATTNCHECK_OK;
+}
+attncheck_status hang(const attncheck_attention*, char*, size_t) {
+  for (;;) pause();
+}
+attncheck_status write_nothing(const attncheck_attention*, char*, size_t) { return ATTNCHECK_OK; }
+attncheck_status decline(const attncheck_attention*, char* m, size_t n) {
+  std::snprintf(m, n, "not today");
+  return ATTNCHECK_UNSUPPORTED;
+}
+
+Case small_case() {
+  return Case::parse("spatial f32 B=1 C=4 Cv=4 heads=2 q=2x3x3 k=2x3x3 scale=0.5 share=none place=high "
+                     "Lq=0/1/0:0:0:0:0/3/a/0/0 Lk=5/2/0:1:0:0:1/2/m/0/0 Lv=0/1/0:0:0:0:0/0/a/0/0 "
+                     "Lout=0/1/0:0:1:0:0/1/a/0/0 Vq=normal:1 Vk=normal:2 Vv=normal:3");
+}
+
+TEST(Runner, NamesFaultsHangsAndUnwrittenOutput) {
+  RunOptions opt;
+  opt.timeout_base = 1;
+  auto run = [&](auto fn) {
+    GuardedCase g(small_case());
+    attncheck_impl impl{"t", kDLCPU, fn};
+    return run_call(impl, g, opt);
+  };
+  EXPECT_EQ(run(read_past_k).finding, "fault: read past the end of k");
+  EXPECT_EQ(run(write_q).finding, "fault: wrote to q");
+  EXPECT_NE(run(hang).finding.find("hang: no return within"), std::string::npos);
+  EXPECT_EQ(run(write_nothing).finding, "did not write out[0,0,0,0,0]");
+  const RunResult d = run(decline);
+  EXPECT_EQ(d.status, ATTNCHECK_UNSUPPORTED);
+  EXPECT_EQ(d.message, "not today");
+  EXPECT_TRUE(d.finding.empty());
+  const RunResult ok = run(reference_f32::attention);
+  EXPECT_TRUE(ok.ok()) << ok.finding << ok.message;
+}
+
+TEST(GuardedMemory, NamesWritesAroundOut) {
+  GuardedCase g(small_case());
+  attncheck_impl impl{"t", kDLCPU, reference_f32::attention};
+  ASSERT_TRUE(run_call(impl, g, {}).ok());
+  const ref::View out = g.view(kRoleOut);
+  // Out is (1,4,2,3,3) with one element of padding after each T run:
+  // strides (19,19,9,3,1), so element 18 past the first is a gap.
+  ASSERT_EQ(out.layout.stride[1], 19);
+  std::byte* gap = const_cast<std::byte*>(out.base) + 4 * (out.layout.offset + 18);
+  *gap = std::byte{0};
+  EXPECT_NE(g.check_memory().find("between out's elements"), std::string::npos) << g.check_memory();
+}
+
+// Correct float32 kernels that sum in other orders than reference_f32.
+enum class Order { online_tiles, reversed, double_accumulation };
+
+template <Order order>
+attncheck_status variant(const attncheck_attention* call, char* msg, size_t n) {
+  CallShape s;
+  std::string err;
+  if (!validate_call(call, &s, &err)) {
+    write_message(msg, n, err);
+    return ATTNCHECK_FAILED;
+  }
+  if (s.dtype.bits != 32) return ATTNCHECK_UNSUPPORTED;
+  const OperandIndex qi{&s, kQ}, ki{&s, kK}, vi{&s, kV}, oi{&s, kOut};
+  auto at = [](const DLTensor* t, int64_t e) {
+    float x;
+    std::memcpy(&x, static_cast<const char*>(t->data) + t->byte_offset + 4 * e, 4);
+    return x;
+  };
+  const float scale = static_cast<float>(call->scale);
+  std::vector<float> logit(s.Sk), acc(s.Dv);
+  std::vector<double> dacc(s.Dv);
+  for (int64_t g = 0; g < s.groups; ++g)
+    for (int64_t h = 0; h < s.heads; ++h)
+      for (int64_t p = 0; p < s.Sq; ++p) {
+        for (int64_t r = 0; r < s.Sk; ++r) {
+          float dot = 0;
+          double ddot = 0;
+          for (int64_t dd = 0; dd < s.D; ++dd) {
+            const int64_t d = order == Order::reversed ? s.D - 1 - dd : dd;
+            const float a = at(call->q, qi.group(g) + qi.channel(h * s.D + d) + qi.position(p));
+            const float b = at(call->k, ki.group(g) + ki.channel(h * s.D + d) + ki.position(r));
+            dot += a * b;
+            ddot += static_cast<double>(a) * b;
+          }
+          logit[r] = order == Order::double_accumulation ? static_cast<float>(scale * ddot) : scale * dot;
+        }
+        auto v = [&](int64_t e, int64_t r) {
+          return at(call->v, vi.group(g) + vi.channel(h * s.Dv + e) + vi.position(r));
+        };
+        float out_scale = 0;
+        if (order == Order::online_tiles) {
+          // Flash-attention: key tiles of 16, running max and sum, rescaling.
+          float m = -INFINITY, l = 0;
+          std::fill(acc.begin(), acc.end(), 0.0f);
+          for (int64_t t0 = 0; t0 < s.Sk; t0 += 16) {
+            const int64_t t1 = std::min(s.Sk, t0 + 16);
+            float mt = m;
+            for (int64_t r = t0; r < t1; ++r) mt = std::fmax(mt, logit[r]);
+            const float rescale = std::exp(m - mt);
+            l *= rescale;
+            for (auto& a : acc) a *= rescale;
+            for (int64_t r = t0; r < t1; ++r) {
+              const float pr = std::exp(logit[r] - mt);
+              l += pr;
+              for (int64_t e = 0; e < s.Dv; ++e) acc[e] += pr * v(e, r);
+            }
+            m = mt;
+          }
+          out_scale = 1 / l;
+        } else {
+          float m = -INFINITY;
+          for (float x : logit) m = std::fmax(m, x);
+          float l = 0;
+          double dl = 0;
+          std::fill(acc.begin(), acc.end(), 0.0f);
+          std::fill(dacc.begin(), dacc.end(), 0.0);
+          for (int64_t rr = 0; rr < s.Sk; ++rr) {
+            const int64_t r = order == Order::reversed ? s.Sk - 1 - rr : rr;
+            const float pr = std::exp(logit[r] - m);
+            l += pr;
+            dl += pr;
+            for (int64_t e = 0; e < s.Dv; ++e) {
+              acc[e] += pr * v(e, r);
+              dacc[e] += static_cast<double>(pr) * v(e, r);
+            }
+          }
+          if (order == Order::double_accumulation) {
+            for (int64_t e = 0; e < s.Dv; ++e) acc[e] = static_cast<float>(dacc[e] / dl);
+            out_scale = 1;
+          } else {
+            out_scale = 1 / l;
+          }
+        }
+        for (int64_t e = 0; e < s.Dv; ++e) {
+          const float o = order == Order::double_accumulation ? acc[e] : acc[e] * out_scale;
+          std::memcpy(static_cast<char*>(call->out->data) + call->out->byte_offset +
+                          4 * (oi.group(g) + oi.channel(h * s.Dv + e) + oi.position(p)),
+                      &o, 4);
+        }
+      }
+  return ATTNCHECK_OK;
+}
+
+template <attncheck_status (*fn)(const attncheck_attention*, char*, size_t)>
+void expect_no_false_alarm() {
+  const attncheck_impl impl{"variant", kDLCPU, fn};
+  CheckOptions opt;
+  opt.run.fork = false;
+  const auto result = rc::check([&] {
+    gen::CaseOptions g;
+    g.max_flops = 2e5;
+    const Case c = *gen::attention_case(g);
+    const Verdict v = check_property(Property::semantics, impl, c, opt);
+    RC_ASSERT(v.kind == Verdict::pass);
+  });
+  EXPECT_TRUE(result);
+}
+
+TEST(ErrorModel, NoFalseAlarmOnOnlineSoftmaxOverKeyTiles) { expect_no_false_alarm<variant<Order::online_tiles>>(); }
+TEST(ErrorModel, NoFalseAlarmOnReversedSums) { expect_no_false_alarm<variant<Order::reversed>>(); }
+TEST(ErrorModel, NoFalseAlarmOnDoubleAccumulation) { expect_no_false_alarm<variant<Order::double_accumulation>>(); }
+
+TEST(Properties, ReferenceF32PassesEveryPropertyStrictly) {
+  const attncheck_impl impl{"reference_f32", kDLCPU, reference_f32::attention};
+  CheckOptions opt;
+  opt.strict = true;
+  opt.run.fork = false;
+  for (Property p : all_properties()) {
+    const bool ok = rc::check(name_of(p), [&] {
+      gen::CaseOptions g;
+      g.property = p;
+      g.max_flops = 2e5;
+      const Case c = *rc::gen::suchThat(gen::attention_case(g), [p](const Case& x) { return property_accepts(p, x); });
+      const Verdict v = check_property(p, impl, c, opt);
+      RC_ASSERT(v.kind == Verdict::pass);
+    });
+    EXPECT_TRUE(ok) << name_of(p);
+  }
+}
+
+}  // namespace
+}  // namespace attncheck

@@ -1,0 +1,22 @@
+// The fuzzers' generator: bytes -> the same case model the RapidCheck
+// generator produces, picking the same fields with libFuzzer's
+// FuzzedDataProvider. Any byte string decodes to a valid case.
+#pragma once
+
+#include <attncheck/case.h>
+#include <attncheck/properties.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+
+namespace attncheck {
+
+struct DecodeOptions {
+  std::optional<Property> property;  // shape the case to what it needs
+  double max_flops = 2e6;            // sizes are cut down until a case costs at most this
+};
+
+Case decode_case(const uint8_t* data, size_t size, const DecodeOptions& opt = {});
+
+}  // namespace attncheck
