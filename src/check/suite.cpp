@@ -1,0 +1,146 @@
+#include <attncheck/generators.h>
+#include <attncheck/shrink.h>
+#include <attncheck/suite.h>
+
+#include <rapidcheck/detail/TestListener.h>
+
+#include <chrono>
+
+namespace attncheck {
+
+namespace {
+
+class Listener : public rc::detail::TestListener {
+ public:
+  void onTestCaseFinished(const rc::detail::CaseDescription&) override {}
+  void onShrinkTried(const rc::detail::CaseDescription&, bool) override { ++shrinks; }
+  void onTestFinished(const rc::detail::TestMetadata&, const rc::detail::TestResult&) override {}
+  int shrinks = 0;
+};
+
+void count(Coverage* cov, const Case& c, const Verdict& v) {
+  if (!cov) return;
+  const std::string ad = std::string(ref::name_of(c.axes)) + " " + ref::name_of(c.dtype);
+  const bool declined = v.kind == Verdict::declined;
+  cov->by_axes_dtype[ad].first++;
+  cov->by_axes_dtype[ad].second += declined;
+  for (const auto& cls : c.layout_classes()) {
+    cov->by_class[cls].first++;
+    cov->by_class[cls].second += declined;
+  }
+  if (declined) cov->decline_reasons[v.summary]++;
+  if (v.kind == Verdict::pass) {
+    cov->worst_bound_ratio = std::max(cov->worst_bound_ratio, v.worst_ratio);
+    if (v.f32_ratio >= 0) cov->worst_f32_ratio = std::max(cov->worst_f32_ratio, v.f32_ratio);
+  }
+}
+
+CheckOptions check_options(const SuiteOptions& opt) {
+  CheckOptions c;
+  c.run.fork = opt.fork;
+  c.strict = opt.strict;
+  return c;
+}
+
+}  // namespace
+
+std::string shell_quote(const std::string& s) {
+  std::string q = "'";
+  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
+}
+
+PropertyOutcome run_property(const attncheck_impl& impl, Property p, Axes axes, DType dtype,
+                             const SuiteOptions& opt, Coverage* cov) {
+  PropertyOutcome r;
+  r.property = p, r.axes = axes, r.dtype = dtype;
+  const auto start = std::chrono::steady_clock::now();
+  gen::CaseOptions g;
+  g.axes = axes;
+  g.dtype = dtype;
+  g.property = p;
+  CheckOptions search = check_options(opt);
+  search.compare_f32 = p == Property::semantics;
+  search.diagnose = false;  // only the minimal case is diagnosed
+  bool failed = false;
+  int seen = 0;
+  Listener listener;
+  auto body = [&] {
+    const Case c =
+        *rc::gen::suchThat(gen::attention_case(g), [p](const Case& x) { return property_accepts(p, x); });
+    if (failed && listener.shrinks > opt.max_shrinks) RC_SUCCEED("shrink budget spent");
+    const Verdict v = check_property(p, impl, c, search);
+    ++r.cases;
+    if (!failed) {
+      ++seen;
+      count(cov, c, v);
+      if (v.kind == Verdict::pass) ++r.passed;
+      if (v.kind == Verdict::declined) ++r.declined;
+      if (opt.progress) opt.progress(seen, opt.cases);
+    }
+    if (v.kind == Verdict::fail) {
+      if (!failed) r.cases_before_failure = seen - 1;
+      failed = true;
+      r.failure = Failure{c, v};
+      RC_FAIL(v.summary);
+    }
+  };
+  rc::detail::TestParams params;
+  params.seed = opt.seed * 0x9e3779b97f4a7c15ull + static_cast<uint64_t>(p) * 1000003 +
+                static_cast<uint64_t>(axes) * 7919 + static_cast<uint64_t>(dtype) * 104729;
+  params.maxSuccess = opt.cases;
+  params.maxSize = 100;
+  params.maxDiscardRatio = 10;
+  rc::detail::TestMetadata meta;
+  meta.id = std::string(impl.name) + "/" + name_of(p);
+  rc::detail::checkTestable(body, meta, params, listener);
+  if (r.failure) {
+    r.failure->c = shrink_case(
+        r.failure->c,
+        [&](const Case& c) { return property_accepts(p, c) && check_property(p, impl, c, search).kind == Verdict::fail; },
+        opt.max_case_shrinks);
+    CheckOptions d = check_options(opt);
+    d.compare_f32 = true;
+    const Verdict v = check_property(p, impl, r.failure->c, d);
+    if (v.kind == Verdict::fail) r.failure->v = v;
+  }
+  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return r;
+}
+
+PropertyOutcome run_case(const attncheck_impl& impl, Property p, const Case& c, const SuiteOptions& opt) {
+  PropertyOutcome r;
+  r.property = p, r.axes = c.axes, r.dtype = c.dtype;
+  CheckOptions d = check_options(opt);
+  d.compare_f32 = true;
+  const auto start = std::chrono::steady_clock::now();
+  const Verdict v = check_property(p, impl, c, d);
+  r.cases = 1;
+  if (v.kind == Verdict::pass) r.passed = 1;
+  if (v.kind == Verdict::declined) r.declined = 1;
+  if (v.kind == Verdict::fail) r.failure = Failure{c, v};
+  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return r;
+}
+
+void print_failure(std::ostream& out, const PropertyOutcome& r, const std::string& replay) {
+  const Failure& f = *r.failure;
+  const Case& c = f.c;
+  out << "  FAILED " << name_of(r.property) << " (" << ref::name_of(r.axes) << ", " << ref::name_of(r.dtype)
+      << ") after " << r.cases_before_failure + 1 << " case(s)\n";
+  out << "    " << f.v.summary << "\n";
+  for (const auto& d : f.v.details) out << "    " << d << "\n";
+  if (r.property == Property::semantics || r.property == Property::robustness)
+    out << "    diagnosis: " << (f.v.diagnosis.empty() ? "no known wrong semantics matches" : f.v.diagnosis)
+        << "\n";
+  out << "    minimal case: " << ref::name_of(c.axes) << " " << ref::name_of(c.dtype) << ", B=" << c.B
+      << " C=" << c.C << " Cv=" << c.Cv << " heads=" << c.heads << " scale=" << c.scale << ", groups "
+      << c.groups() << ", Sq " << c.Sq() << ", Sk " << c.Sk() << ", share " << name_of(c.share) << "\n";
+  for (int t = 0; t < 4; ++t)
+    out << "      " << role_name(t) << (t == 3 ? " " : "   ") << make_layout(c.layout[t], c.shape(t)).str()
+        << (c.layout[t].misalign ? " misaligned" : "")
+        << (t < 3 ? std::string(" values ") + name_of(c.values[t].kind) : std::string()) << "\n";
+  out << "    replay: " << replay << "\n";
+}
+
+}  // namespace attncheck
