@@ -10,7 +10,7 @@ install(DIRECTORY src/attncheck/ DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/attnche
 install(DIRECTORY reference/attncheck/ DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/attncheck
   FILES_MATCHING PATTERN "*.h")
 
-install(TARGETS attncheck attncheck_core attncheck_reference attncheck_reference_f32 EXPORT attncheckTargets
+install(TARGETS attncheck attncheck_gtest attncheck_core attncheck_reference attncheck_reference_f32 EXPORT attncheckTargets
   ARCHIVE DESTINATION lib)
 install(EXPORT attncheckTargets NAMESPACE attncheck:: DESTINATION lib/cmake/attncheck)
 configure_package_config_file(cmake/attncheckConfig.cmake.in

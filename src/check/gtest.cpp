@@ -1,0 +1,117 @@
+#include <attncheck/gtest.h>
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <sstream>
+
+namespace attncheck::testing {
+
+namespace {
+
+const char* env(const char* name) {
+  const char* v = std::getenv(name);
+  return v && *v ? v : nullptr;
+}
+
+std::vector<DType> dtypes_from_env() {
+  std::vector<DType> out;
+  const char* v = env("ATTNCHECK_DTYPES");
+  std::string s = v ? v : "f32";
+  size_t start = 0;
+  for (;;) {
+    size_t comma = s.find(',', start);
+    out.push_back(ref::parse_dtype(s.substr(start, comma - start)));
+    if (comma == std::string::npos) return out;
+    start = comma + 1;
+  }
+}
+
+std::string self_path() {
+  std::error_code ec;
+  auto p = std::filesystem::read_symlink("/proc/self/exe", ec);
+  return ec ? std::string("./your_test") : p.string();
+}
+
+class PropertyTest : public ::testing::Test {
+ public:
+  PropertyTest(attncheck_impl impl, Property p, Axes axes, std::string filter)
+      : impl_(impl), p_(p), axes_(axes), filter_(std::move(filter)) {}
+
+  void TestBody() override {
+    SuiteOptions opt;
+    try {
+      opt = options_from_env();
+    } catch (const std::exception& e) {
+      FAIL() << "attncheck: " << e.what();
+    }
+    std::vector<PropertyOutcome> outcomes;
+    if (const char* text = env("ATTNCHECK_CASE")) {
+      Case c;
+      try {
+        c = Case::parse(text);
+      } catch (const std::exception& e) {
+        FAIL() << "attncheck: ATTNCHECK_CASE: " << e.what();
+      }
+      if (c.axes != axes_ || !property_accepts(p_, c)) GTEST_SKIP() << "ATTNCHECK_CASE is for another test";
+      outcomes.push_back(run_case(impl_, p_, c, opt));
+    } else {
+      for (DType dt : dtypes_from_env()) outcomes.push_back(run_property(impl_, p_, axes_, dt, opt));
+    }
+    int passed = 0, declined = 0;
+    for (const auto& o : outcomes) {
+      passed += o.passed;
+      declined += o.declined;
+      if (!o.failure) continue;
+      std::ostringstream report;
+      const std::string replay = "ATTNCHECK_CASE=" + shell_quote(o.failure->c.to_text()) +
+                                 (opt.strict ? " ATTNCHECK_STRICT=1 " : " ") + shell_quote(self_path()) +
+                                 " --gtest_filter=" + filter_;
+      print_failure(report, o, replay);
+      ADD_FAILURE() << impl_.name << " breaks " << name_of(p_) << "\n" << report.str();
+    }
+    RecordProperty("passed", passed);
+    RecordProperty("declined", declined);
+  }
+
+ private:
+  attncheck_impl impl_;
+  Property p_;
+  Axes axes_;
+  std::string filter_;
+};
+
+}  // namespace
+
+SuiteOptions options_from_env() {
+  SuiteOptions opt;
+  if (const char* v = env("ATTNCHECK_CASES")) {
+    char* end = nullptr;
+    const long n = std::strtol(v, &end, 10);
+    if (*end || n < 1) throw std::invalid_argument("ATTNCHECK_CASES must be a positive integer");
+    opt.cases = static_cast<int>(n);
+  }
+  if (const char* v = env("ATTNCHECK_SEED")) {
+    char* end = nullptr;
+    opt.seed = std::strtoull(v, &end, 10);
+    if (*end) throw std::invalid_argument("ATTNCHECK_SEED must be an unsigned integer");
+  }
+  if (const char* v = env("ATTNCHECK_STRICT")) opt.strict = std::string(v) == "1";
+  if (const char* v = env("ATTNCHECK_FORK")) opt.fork = std::string(v) != "0";
+  dtypes_from_env();  // validates early
+  return opt;
+}
+
+int register_suite(const char* suite, const char* name, attncheck_impl impl, const char* file, int line) {
+  for (Property p : all_properties())
+    for (Axes axes : {Axes::spatial, Axes::temporal, Axes::spatiotemporal}) {
+      const std::string test = std::string(name) + "_" + name_of(p) + "_" + ref::name_of(axes);
+      const std::string filter = std::string(suite) + "." + test;
+      ::testing::RegisterTest(suite, test.c_str(), nullptr, nullptr, file, line,
+                              [=]() -> ::testing::Test* { return new PropertyTest(impl, p, axes, filter); });
+    }
+  return 0;
+}
+
+}  // namespace attncheck::testing
