@@ -266,3 +266,30 @@ TEST(Properties, ReferenceF32PassesEveryPropertyStrictly) {
 
 }  // namespace
 }  // namespace attncheck
+
+namespace attncheck {
+namespace {
+
+// The generators users compose in their own properties.
+RC_GTEST_PROP(UserGenerators, GuardedTensorHoldsItsValuesUnderAnyLayout, ()) {
+  const std::vector<int64_t> shape{*gen::dim(), *gen::dim(), 2, *gen::dim(), 3};
+  const DType dt = *rc::gen::element(DType::f32, DType::f64, DType::f16, DType::bf16);
+  const auto t = *gen::guarded_tensor(shape, dt);
+  const Layout& l = t->layout();
+  RC_ASSERT(l.shape == shape);
+  RC_ASSERT(t->dl()->byte_offset == static_cast<uint64_t>(l.offset) * ref::size_of(dt));
+  t->protect(true);  // reading only
+  const ref::Tensor values = ref::contiguous(t->view());
+  t->protect(false);
+  for (int64_t i = 0; i < values.numel(); ++i) RC_ASSERT(std::isfinite(values[i]));
+}
+
+RC_GTEST_PROP(UserGenerators, LayoutFitsItsShape, ()) {
+  const std::vector<int64_t> shape{*gen::dim(), *gen::dim(), *gen::dim(), *gen::dim(), *gen::dim()};
+  const Layout l = *gen::layout(shape, false);
+  l.validate();
+  for (int d = 0; d < 5; ++d) RC_ASSERT(l.stride[d] > 0);  // out-style: no broadcast
+}
+
+}  // namespace
+}  // namespace attncheck

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <attncheck/case.h>
+#include <attncheck/guarded.h>
 #include <attncheck/properties.h>
 
 #include <rapidcheck.h>
@@ -34,6 +35,9 @@ rc::Gen<ValueRecipe> value_recipe();
 rc::Gen<Layout> layout(std::vector<int64_t> shape, bool input);
 // A whole case.
 rc::Gen<Case> attention_case(CaseOptions opt);
+// A (B, C, T, H, W) tensor of this shape and dtype in guarded memory, with a
+// generated layout (zero strides allowed) and values.
+rc::Gen<std::shared_ptr<GuardedTensor>> guarded_tensor(std::vector<int64_t> shape, DType dtype);
 
 }  // namespace attncheck::gen
 

@@ -88,6 +88,37 @@ class GuardedCase {
   uint64_t region_checksum(const Buffer& b) const;
 };
 
+// Maps span bytes between two guard pages (see GuardedCase), filled with
+// `fill`; *data is where element 0 of a view with `before` leading elements
+// of offset goes.
+std::unique_ptr<Mapping> make_mapping(size_t span, int64_t before, size_t elem, bool flush_high, bool misalign,
+                                      unsigned char fill, std::byte** data);
+
+// The value a recipe gives the element at a logical index (a function of the
+// recipe and the index only, never of the layout).
+double draw_value(const ValueRecipe& r, uint64_t salt, const std::array<int64_t, 5>& idx, int64_t position,
+                  int64_t positions);
+
+// One (B, C, T, H, W) tensor in guarded memory, laid out by a recipe and
+// filled by a value recipe: for properties of your own (see generators.h).
+class GuardedTensor {
+ public:
+  GuardedTensor(const std::vector<int64_t>& shape, const LayoutRecipe& layout, DType dtype,
+                const ValueRecipe& values, bool flush_high = false);
+  DLTensor* dl() { return &dl_; }
+  ref::View view() const;                 // the exact stored values
+  const Layout& layout() const { return layout_; }
+  void protect(bool read_only);           // mprotect its memory
+ private:
+  std::unique_ptr<Mapping> map_;
+  DType dtype_;
+  std::vector<int64_t> shape_;
+  Layout layout_;
+  std::array<int64_t, 5> strides_{};
+  std::byte* data_ = nullptr;
+  DLTensor dl_{};
+};
+
 // Reads out's view of a GuardedCase (or anything) as long double values.
 ref::Tensor read_out(const ref::View& v);
 

@@ -115,6 +115,15 @@ static Case raw_case(const CaseOptions& opt) {
   return c;
 }
 
+rc::Gen<std::shared_ptr<GuardedTensor>> guarded_tensor(std::vector<int64_t> shape, DType dtype) {
+  return rc::gen::exec([shape, dtype] {
+    const LayoutRecipe r = *layout_recipe(true);
+    const ValueRecipe v = *value_recipe();
+    const bool high = *rc::gen::arbitrary<bool>();
+    return std::make_shared<GuardedTensor>(shape, r, dtype, v, high);
+  });
+}
+
 rc::Gen<Case> attention_case(CaseOptions opt) {
   return rc::gen::suchThat(rc::gen::exec([opt] { return raw_case(opt); }),
                            [opt](const Case& c) { return c.flops() <= opt.max_flops; });

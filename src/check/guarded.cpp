@@ -37,6 +37,28 @@ int64_t position_of(Axes axes, const std::array<int64_t, 5>& i, const std::vecto
 
 }  // namespace
 
+std::unique_ptr<Mapping> make_mapping(size_t span, int64_t before, size_t elem, bool flush_high, bool misalign,
+                                      unsigned char fill, std::byte** data) {
+  const size_t page = page_size();
+  auto m = std::make_unique<Mapping>();
+  m->region_size = round_up(span + (misalign ? elem : 0) + 64, page);
+  const size_t guard_low = round_up(static_cast<size_t>(before) * elem + page, page);
+  const size_t guard_high = page;
+  m->total = guard_low + m->region_size + guard_high;
+  void* p = mmap(nullptr, m->total, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) throw std::runtime_error("guarded memory: mmap of " + std::to_string(m->total) + " bytes failed");
+  m->base = static_cast<std::byte*>(p);
+  m->region = m->base + guard_low;
+  mprotect(m->base, guard_low, PROT_NONE);
+  mprotect(m->region + m->region_size, guard_high, PROT_NONE);
+  std::memset(m->region, fill, m->region_size);
+  // First element flush against the lower guard (plus the element size when
+  // misaligned), or the last element's end flush against the upper one.
+  std::byte* first = flush_high ? m->region + m->region_size - span : m->region + (misalign ? elem : 0);
+  *data = first - before * static_cast<int64_t>(elem);
+  return m;
+}
+
 Mapping::~Mapping() {
   if (base) munmap(base, total);
 }
@@ -67,7 +89,6 @@ GuardedCase::GuardedCase(const Case& c, const IndexTransform& transform, size_t 
   if (transform && case_.share != Share::none)
     throw std::logic_error("guarded case: value transforms need unshared inputs");
   elem_ = ref::size_of(case_.dtype);
-  const size_t page = page_size();
 
   // Which buffer each tensor lives in, and the layouts within it.
   const bool kv = case_.share == Share::kv_overlap;
@@ -113,23 +134,9 @@ GuardedCase::GuardedCase(const Case& c, const IndexTransform& transform, size_t 
     if (span > max_bytes || (total_bytes += span) > max_bytes)
       throw std::invalid_argument("case needs more than " + std::to_string(max_bytes >> 20) +
                                   " MiB of tensor memory");
-    auto m = std::make_unique<Mapping>();
-    m->region_size = round_up(span + (misalign ? elem_ : 0) + 64, page);
-    const size_t guard_low = round_up(static_cast<size_t>(before) * elem_ + page, page);
-    const size_t guard_high = page;
-    m->total = guard_low + m->region_size + guard_high;
-    void* p = mmap(nullptr, m->total, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED) throw std::runtime_error("guarded case: mmap failed");
-    m->base = static_cast<std::byte*>(p);
-    m->region = m->base + guard_low;
-    mprotect(m->base, guard_low, PROT_NONE);
-    mprotect(m->region + m->region_size, guard_high, PROT_NONE);
-    std::memset(m->region, b.input ? kInputPoison : kOutCanary, m->region_size);
-    // First element flush against the lower guard (plus the element size
-    // when misaligned), or last element's end flush against the upper one.
-    std::byte* first = case_.flush_high ? m->region + m->region_size - span
-                                        : m->region + (misalign ? elem_ : 0);
-    std::byte* data = first - before * static_cast<int64_t>(elem_);
+    std::byte* data = nullptr;
+    auto m = make_mapping(span, before, elem_, case_.flush_high, misalign,
+                          b.input ? kInputPoison : kOutCanary, &data);
     for (int r : b.roles) t_[r].data = data;
     b.map = std::move(m);
   }
@@ -274,6 +281,50 @@ bool GuardedCase::readable(const ref::View& v) const {
   for (const auto& b : buffers_)
     if (lo >= b.map->region && hi <= b.map->region + b.map->region_size) return true;
   return false;
+}
+
+GuardedTensor::GuardedTensor(const std::vector<int64_t>& shape, const LayoutRecipe& recipe, DType dtype,
+                             const ValueRecipe& values, bool flush_high)
+    : dtype_(dtype), shape_(shape) {
+  if (shape.size() != 5) throw std::invalid_argument("guarded tensor: shape must have 5 dimensions (B, C, T, H, W)");
+  for (int64_t s : shape)
+    if (s < 1) throw std::invalid_argument("guarded tensor: sizes must be >= 1");
+  layout_ = make_layout(recipe, shape);
+  layout_.validate();
+  const size_t elem = ref::size_of(dtype);
+  const size_t span = static_cast<size_t>(layout_.max_offset() - layout_.offset + 1) * elem;
+  if (span > (size_t{1} << 30)) throw std::invalid_argument("guarded tensor: more than 1 GiB");
+  std::byte* data = nullptr;
+  map_ = make_mapping(span, layout_.offset, elem, flush_high, recipe.misalign && !flush_high && elem < 16,
+                      kInputPoison, &data);
+  data_ = data;
+  ref::for_each_index(shape, [&](std::span<const int64_t> s) {
+    std::array<int64_t, 5> idx{s[0], s[1], s[2], s[3], s[4]};
+    for (int d = 0; d < 5; ++d)
+      if (recipe.broadcast & (1 << d)) idx[d] = 0;
+    const double x = draw_value(values, 0, idx, 0, 1);
+    ref::write(dtype, data_ + layout_.index(s) * static_cast<int64_t>(elem), x);
+  });
+  for (int d = 0; d < 5; ++d) strides_[d] = layout_.stride[d];
+  dl_.data = data_;
+  dl_.device = {kDLCPU, 0};
+  dl_.ndim = 5;
+  dl_.dtype = dl_dtype(dtype);
+  dl_.shape = shape_.data();
+  dl_.strides = strides_.data();
+  dl_.byte_offset = static_cast<uint64_t>(layout_.offset) * elem;
+}
+
+ref::View GuardedTensor::view() const {
+  ref::View v;
+  v.dtype = dtype_;
+  v.base = data_;
+  v.layout = layout_;
+  return v;
+}
+
+void GuardedTensor::protect(bool read_only) {
+  mprotect(map_->region, map_->region_size, read_only ? PROT_READ : PROT_READ | PROT_WRITE);
 }
 
 ref::Tensor read_out(const ref::View& v) { return ref::contiguous(v); }
