@@ -2,9 +2,11 @@
 #include <attncheck/shrink.h>
 #include <attncheck/suite.h>
 
+#include <rapidcheck/detail/Configuration.h>
 #include <rapidcheck/detail/TestListener.h>
 
 #include <chrono>
+#include <iostream>
 
 namespace attncheck {
 
@@ -35,6 +37,18 @@ void count(Coverage* cov, const Case& c, const Verdict& v) {
   }
 }
 
+// RapidCheck prints "Using configuration: ..." to stderr when it first
+// loads RC_PARAMS; attncheck reports its own seed, so load it quietly.
+void load_rapidcheck_configuration_quietly() {
+  static const bool loaded = [] {
+    auto* saved = std::cerr.rdbuf(nullptr);
+    rc::detail::configuration();
+    std::cerr.rdbuf(saved);
+    return true;
+  }();
+  (void)loaded;
+}
+
 CheckOptions check_options(const SuiteOptions& opt) {
   CheckOptions c;
   c.run.fork = opt.fork;
@@ -52,6 +66,7 @@ std::string shell_quote(const std::string& s) {
 
 PropertyOutcome run_property(const attncheck_impl& impl, Property p, Axes axes, DType dtype,
                              const SuiteOptions& opt, Coverage* cov) {
+  load_rapidcheck_configuration_quietly();
   PropertyOutcome r;
   r.property = p, r.axes = axes, r.dtype = dtype;
   const auto start = std::chrono::steady_clock::now();
