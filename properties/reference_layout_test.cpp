@@ -137,18 +137,23 @@ RC_GTEST_PROP(Reshape, CompactAlwaysGivesAView, ()) {
   RC_ASSERT(*l == Layout::compact(other, 3));
 }
 
+// xtensor's own view of a buffer, with the buffer's strides and offset.
+auto adapt(const Buffer& buf) {
+  const Layout& l = buf.view.layout;
+  std::vector<size_t> shape(l.shape.begin(), l.shape.end());
+  std::vector<ptrdiff_t> strides(l.stride.begin(), l.stride.end());
+  const double* base = reinterpret_cast<const double*>(buf.bytes.data()) + l.offset;
+  // xtensor 0.24 wants the element count as the adaptor's size even when
+  // the strides reach further (it never bounds-checks element access).
+  return xt::adapt(base, static_cast<size_t>(l.numel()), xt::no_ownership(), shape, strides);
+}
+
 // xtensor's adapt reads the same element at every index.
 RC_GTEST_PROP(Xtensor, AdaptReadsWhatTheViewReads, ()) {
   const auto shape = *gen_shape(1, 5, 5);
   const auto layout = *test::gen_layout(shape, true);
   Buffer buf(ref::DType::f64, layout, *rc::gen::arbitrary<uint64_t>());
-  std::vector<size_t> xs(shape.begin(), shape.end());
-  std::vector<ptrdiff_t> st(layout.stride.begin(), layout.stride.end());
-  const double* base = reinterpret_cast<const double*>(buf.bytes.data()) + layout.offset;
-  // xtensor 0.24 wants the element count as the adaptor's size even when
-  // the strides reach further (it never bounds-checks element access).
-  auto x = xt::adapt(base, static_cast<size_t>(layout.numel()),
-                     xt::no_ownership(), xs, st);
+  auto x = adapt(buf);
   ref::for_each_index(shape, [&](std::span<const int64_t> idx) {
     std::vector<size_t> i(idx.begin(), idx.end());
     RC_ASSERT(static_cast<long double>(x.element(i.begin(), i.end())) == buf.view.at(idx));
@@ -160,13 +165,7 @@ RC_GTEST_PROP(Xtensor, TransposeAndReshapeAgree, ()) {
   const auto shape = *gen_shape(1, 5, 4);
   const auto layout = *test::gen_layout(shape, false);
   Buffer buf(ref::DType::f64, layout, *rc::gen::arbitrary<uint64_t>());
-  std::vector<size_t> xs(shape.begin(), shape.end());
-  std::vector<ptrdiff_t> st(layout.stride.begin(), layout.stride.end());
-  const double* base = reinterpret_cast<const double*>(buf.bytes.data()) + layout.offset;
-  // xtensor 0.24 wants the element count as the adaptor's size even when
-  // the strides reach further (it never bounds-checks element access).
-  auto x = xt::adapt(base, static_cast<size_t>(layout.numel()),
-                     xt::no_ownership(), xs, st);
+  auto x = adapt(buf);
   const auto perm = random_perm(layout.rank());
   std::vector<size_t> xperm(perm.begin(), perm.end());
   auto xt_perm = xt::transpose(x, xperm);
