@@ -60,6 +60,9 @@ class GuardedCase {
   // True when every element v reads lies inside one of this case's mappings
   // (so the reference may evaluate a misread of the same memory safely).
   bool readable(const ref::View& v) const;
+  // The mappings the tensors live in, each with whether it holds inputs
+  // (else out): for a harness that mirrors them in device memory.
+  std::vector<std::pair<const Mapping*, bool>> mappings() const;
 
  private:
   struct Tensor {

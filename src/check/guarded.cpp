@@ -283,6 +283,12 @@ bool GuardedCase::readable(const ref::View& v) const {
   return false;
 }
 
+std::vector<std::pair<const Mapping*, bool>> GuardedCase::mappings() const {
+  std::vector<std::pair<const Mapping*, bool>> m;
+  for (const auto& b : buffers_) m.emplace_back(b.map.get(), b.input);
+  return m;
+}
+
 GuardedTensor::GuardedTensor(const std::vector<int64_t>& shape, const LayoutRecipe& recipe, DType dtype,
                              const ValueRecipe& values, bool flush_high)
     : dtype_(dtype), shape_(shape) {

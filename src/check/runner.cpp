@@ -1,5 +1,9 @@
 #include <attncheck/runner.h>
 
+#ifdef ATTNCHECK_HAVE_CUDA
+#include "cuda/device_harness.h"
+#endif
+
 #include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -69,6 +73,16 @@ RunResult finish(GuardedCase& g, RunResult r) {
 
 RunResult run_call(const attncheck_impl& impl, GuardedCase& g, const RunOptions& opt) {
   RunResult result;
+  if (impl.device_type == kDLCUDA) {
+    // Tensors in device memory, called in-process: src/check/cuda/.
+#ifdef ATTNCHECK_HAVE_CUDA
+    result = cuda_harness::run_call(impl, g, opt);
+    return result.finding.empty() ? finish(g, result) : result;
+#else
+    result.finding = "no CUDA device is present (this build of attncheck has no CUDA support)";
+    return result;
+#endif
+  }
   if (!opt.fork) {
     char message[1000] = "";
     g.protect_inputs(true);

@@ -6,12 +6,18 @@
 #ifdef ATTNCHECK_HAVE_CPU
 #include "cpu/cpu_attention.h"
 #endif
+#ifdef ATTNCHECK_HAVE_CUDA
+#include "cuda/cuda_attention.h"
+#endif
 
 namespace {
 
 const attncheck_impl kImpls[] = {
 #ifdef ATTNCHECK_HAVE_CPU
     {"cpu", kDLCPU, &attncheck::cpu::attention},
+#endif
+#ifdef ATTNCHECK_HAVE_CUDA
+    {"cuda", kDLCUDA, &attncheck::cuda::attention},
 #endif
     {"reference_f32", kDLCPU, &attncheck::reference_f32::attention},
 };
