@@ -146,10 +146,6 @@ struct DeviceTensor {
     dl = DLTensor{data, {kDLCUDA, 0}, 5, {kDLFloat, 32, 1}, shape.data(), stride.data(), 0};
   }
   ~DeviceTensor() { cudaFree(data); }
-  // out[b, c, t, h, w] back on the host.
-  float at(const std::vector<float>& host, int64_t b, int64_t c, int64_t t, int64_t h, int64_t w) const {
-    return host[b * stride[0] + c * stride[1] + t * stride[2] + h * stride[3] + w * stride[4]];
-  }
 };
 
 struct Row {

@@ -10,6 +10,7 @@
 
 #include <attncheck/properties.h>
 #include <attncheck/suite.h>
+#include <attncheck/validate.h>
 #include <attncheck/verify.h>
 
 #include <cuda_runtime_api.h>
@@ -201,7 +202,8 @@ attncheck_status mutant(const attncheck_attention* call, char* message, size_t s
     for (int d = 0; d < 5; ++d) last += (call->out->shape[d] - 1) * p.out.s[d];
     cudaMemset(static_cast<char*>(const_cast<void*>(p.out.base)) + (last + 1) * elem, 0, elem);
   }
-  if (b == Break::write_to_q) cudaMemset(const_cast<void*>(p.q.base), 0, elem);
+  // 0xff bytes: NaN, which no input value is.
+  if (b == Break::write_to_q) cudaMemset(const_cast<void*>(p.q.base), 0xff, elem);
   return cudaStreamSynchronize(nullptr) == cudaSuccess ? ATTNCHECK_OK : ATTNCHECK_FAILED;
 }
 
