@@ -149,7 +149,7 @@ SuiteOptions suite_options(int cases) {
   return o;
 }
 
-TEST(CudaKernel, HoldsEveryPropertyOnEveryAxesFamilyStrictly) {
+TEST(CudaKernelOnGpu, HoldsEveryPropertyOnEveryAxesFamilyStrictly) {
   REQUIRE_DEVICE();
   for (Axes ax : {Axes::spatial, Axes::temporal, Axes::spatiotemporal})
     for (Property p : all_properties()) {
@@ -161,7 +161,7 @@ TEST(CudaKernel, HoldsEveryPropertyOnEveryAxesFamilyStrictly) {
     }
 }
 
-TEST(CudaKernel, HalfPrecisionInputsWithFloatAccumulation) {
+TEST(CudaKernelOnGpu, HalfPrecisionInputsWithFloatAccumulation) {
   REQUIRE_DEVICE();
   for (DType dt : {DType::f16, DType::bf16})
     for (Axes ax : {Axes::spatial, Axes::temporal, Axes::spatiotemporal})
@@ -174,7 +174,7 @@ TEST(CudaKernel, HalfPrecisionInputsWithFloatAccumulation) {
       }
 }
 
-TEST(CudaKernel, DeclinesFloat64) {
+TEST(CudaKernelOnGpu, DeclinesFloat64) {
   REQUIRE_DEVICE();
   const PropertyOutcome o = run_property(kCuda, Property::semantics, Axes::spatial, DType::f64, suite_options(3));
   EXPECT_FALSE(o.failure);
@@ -214,7 +214,7 @@ PropertyOutcome run_mutant(attncheck_status (*fn)(const attncheck_attention*, ch
   return run_property(impl, p, Axes::spatial, DType::f32, o);
 }
 
-TEST(CudaHarness, CatchesAKernelThatIgnoresByteOffset) {
+TEST(CudaHarnessOnGpu, CatchesAKernelThatIgnoresByteOffset) {
   REQUIRE_DEVICE();
   const PropertyOutcome o = run_mutant(mutant<Break::ignore_byte_offset>, Property::semantics);
   ASSERT_TRUE(o.failure);
@@ -224,14 +224,14 @@ TEST(CudaHarness, CatchesAKernelThatIgnoresByteOffset) {
       << c.to_text();
 }
 
-TEST(CudaHarness, CatchesAWritePastOut) {
+TEST(CudaHarnessOnGpu, CatchesAWritePastOut) {
   REQUIRE_DEVICE();
   const PropertyOutcome o = run_mutant(mutant<Break::write_past_out>, Property::memory);
   ASSERT_TRUE(o.failure);
   EXPECT_THAT(o.failure->v.summary, HasSubstr("past"));
 }
 
-TEST(CudaHarness, CatchesAWriteToAnInput) {
+TEST(CudaHarnessOnGpu, CatchesAWriteToAnInput) {
   REQUIRE_DEVICE();
   const PropertyOutcome o = run_mutant(mutant<Break::write_to_q>, Property::memory);
   ASSERT_TRUE(o.failure);
