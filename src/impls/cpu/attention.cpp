@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
+#include <cstdio>
 #include <cstring>
 #include <memory>
 #include <mutex>
@@ -122,7 +123,7 @@ View make_view(const attncheck_attention* call, const CallShape& s, int which) {
 // 512 and give the P V micro-kernel a long inner loop.
 int64_t key_tile(const CallShape& s) {
   int64_t bk = 128;
-  while (bk > 16 && bk * (s.D + s.Dv) * 4 > (int64_t{1} << 19)) bk /= 2;
+  while (bk > 16 && bk * (s.D + s.Dv) * 4 > (int64_t{1} << 18)) bk /= 2;
   return std::min(bk, s.Sk);
 }
 
@@ -176,7 +177,11 @@ attncheck_status make_plan(const attncheck_attention* call, const ArchKernels& K
   p.k_key_major = key_major(p.k);
   p.v_key_major = key_major(p.v);
   p.BK = key_tile(s);
-  p.BQ = query_tile(s, K.row_block(), threads);
+  p.BQ = query_tile(s, K.query_block(), threads);
+  if (const char* e = std::getenv("ATTNCHECK_CPU_TILES_EXPERIMENT")) {
+    long bq = 0, bk = 0;
+    if (std::sscanf(e, "%ld,%ld", &bq, &bk) == 2) p.BQ = std::min<int64_t>(bq, p.BQ), p.BK = std::min<int64_t>(bk, s.Sk);
+  }
   p.q_tiles = (p.Sq + p.BQ - 1) / p.BQ;
   if (p.groups > INT64_MAX / p.heads || p.groups * p.heads > INT64_MAX / p.q_tiles) {
     error = "cpu: work item count overflows int64";
