@@ -14,6 +14,7 @@
 #include <rapidcheck/gtest.h>
 
 #include <cmath>
+#include <cstring>
 
 namespace attncheck {
 namespace {
@@ -73,7 +74,12 @@ TEST(Validate, NamesTheTensorAndTheField) {
   { Call c; c.vs[4] = 2; EXPECT_THAT(c.error(), HasSubstr("v: shape[4] (W)")); }
   { Call c; c.os[1] = 3; EXPECT_THAT(c.error(), HasSubstr("out: shape[1] (C)")); }
   { Call c; c.call.scale = NAN; EXPECT_THAT(c.error(), HasSubstr("scale is not finite")); }
-  { Call c; c.call.axes = static_cast<attncheck_axes>(7); EXPECT_THAT(c.error(), HasSubstr("axes is 7")); }
+  {
+    Call c;  // as a C caller could: any int in the enum's storage
+    const int seven = 7;
+    std::memcpy(&c.call.axes, &seven, sizeof seven);
+    EXPECT_THAT(c.error(), HasSubstr("axes is 7"));
+  }
   { Call c; c.v.dtype = {kDLFloat, 64, 1}; EXPECT_THAT(c.error(), HasSubstr("v: dtype f64 differs")); }
   { Call c; c.q.dtype = {kDLInt, 32, 1}; EXPECT_THAT(c.error(), HasSubstr("q: unsupported dtype")); }
   { Call c; c.q.dtype = {kDLFloat, 32, 4}; EXPECT_THAT(c.error(), HasSubstr("q: unsupported dtype")); }
