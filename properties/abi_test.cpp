@@ -14,6 +14,7 @@
 #include <rapidcheck/gtest.h>
 
 #include <cmath>
+#include <cstring>
 
 namespace attncheck {
 namespace {
@@ -73,7 +74,12 @@ TEST(Validate, NamesTheTensorAndTheField) {
   { Call c; c.vs[4] = 2; EXPECT_THAT(c.error(), HasSubstr("v: shape[4] (W)")); }
   { Call c; c.os[1] = 3; EXPECT_THAT(c.error(), HasSubstr("out: shape[1] (C)")); }
   { Call c; c.call.scale = NAN; EXPECT_THAT(c.error(), HasSubstr("scale is not finite")); }
-  { Call c; c.call.axes = static_cast<attncheck_axes>(7); EXPECT_THAT(c.error(), HasSubstr("axes is 7")); }
+  {
+    Call c;  // as a C caller could: any int in the enum's storage
+    const int seven = 7;
+    std::memcpy(&c.call.axes, &seven, sizeof seven);
+    EXPECT_THAT(c.error(), HasSubstr("axes is 7"));
+  }
   { Call c; c.v.dtype = {kDLFloat, 64, 1}; EXPECT_THAT(c.error(), HasSubstr("v: dtype f64 differs")); }
   { Call c; c.q.dtype = {kDLInt, 32, 1}; EXPECT_THAT(c.error(), HasSubstr("q: unsupported dtype")); }
   { Call c; c.q.dtype = {kDLFloat, 32, 4}; EXPECT_THAT(c.error(), HasSubstr("q: unsupported dtype")); }
@@ -191,6 +197,48 @@ RC_GTEST_PROP(ReferenceF32, AgreesWithTheReferenceOnStridedInputs, ()) {
   ref::for_each_index(want.shape, [&](std::span<const int64_t> i) {
     RC_ASSERT(std::fabs(got.at(i) - want.at(i)) <= 1e-5L);
   });
+}
+
+}  // namespace
+}  // namespace attncheck
+
+#include <attncheck/half.h>
+
+namespace attncheck {
+namespace {
+
+// The implementations' half-precision codec (attncheck/half.h, used by
+// reference_f32 and cpu) against the reference's independent one: every
+// 16-bit pattern decoded, and encoding checked at every value, every
+// midpoint between neighbours (ties) and random floats.
+TEST(HalfCodec, AgreesWithTheReference) {
+  for (uint32_t b = 0; b < 65536; ++b) {
+    const uint16_t h = static_cast<uint16_t>(b);
+    const double want = ref::f16_to_double(h);
+    const float got = half_to_float(h);
+    if (std::isnan(want)) {
+      EXPECT_TRUE(std::isnan(got)) << b;
+      continue;
+    }
+    ASSERT_EQ(static_cast<double>(got), want) << b;
+    EXPECT_EQ(bf16_to_float(h), static_cast<float>(ref::bf16_to_double(h))) << b;
+    ASSERT_EQ(float_to_half(got), ref::double_to_f16(want)) << b;
+    // The midpoint to the next value up is a tie: both must round to even.
+    const double next = ref::f16_to_double(static_cast<uint16_t>(b + 1));
+    if (b + 1 < 65536 && std::isfinite(next) && (b & 0x7fff) != 0x7bff) {
+      const float mid = static_cast<float>((want + next) / 2);
+      ASSERT_EQ(float_to_half(mid), ref::double_to_f16(mid)) << b;
+    }
+  }
+  std::mt19937 rng(7);
+  for (int i = 0; i < 1000000; ++i) {
+    uint32_t bits = rng();
+    float f;
+    std::memcpy(&f, &bits, 4);
+    if (std::isnan(f)) continue;
+    ASSERT_EQ(float_to_half(f), ref::double_to_f16(f)) << bits;
+    ASSERT_EQ(float_to_bf16(f), ref::float_to_bf16(f)) << bits;
+  }
 }
 
 }  // namespace

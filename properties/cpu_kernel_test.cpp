@@ -721,3 +721,25 @@ TEST(CpuKernel, DeclinesWithAReason) {
   EXPECT_EQ(run(call, &msg), ATTNCHECK_FAILED);
   EXPECT_NE(msg.find("heads"), std::string::npos) << msg;
 }
+
+// The workspace is O(tile): it does not grow with the sequence lengths.
+TEST(CpuKernel, WorkspaceIndependentOfSequenceLength) {
+  Setting restore;
+  attncheck::cpu::set_threads(1);  // BQ shrinks with many threads and few queries
+  // validate_call reads no element, so one float of storage serves every
+  // view (all strides 0 for q, k, v; out is never written here).
+  float cell = 0;
+  auto bytes = [&](int64_t H, int64_t W) {
+    int64_t qs[5] = {1, 128, 1, H, W}, zero[5] = {0, 0, 0, 0, 0};
+    int64_t ostr[5] = {128 * H * W, H * W, H * W, W, 1};
+    DLTensor q{&cell, {kDLCPU, 0}, 5, {kDLFloat, 32, 1}, qs, zero, 0};
+    DLTensor o{&cell, {kDLCPU, 0}, 5, {kDLFloat, 32, 1}, qs, ostr, 0};
+    attncheck_attention call{ATTNCHECK_SPATIAL, &q, &q, &q, &o, 2, 0.125};
+    return attncheck::cpu::workspace_bytes(&call);
+  };
+  const size_t s1k = bytes(32, 32), s16k = bytes(128, 128), s256k = bytes(512, 512);
+  EXPECT_GT(s1k, 0u);
+  EXPECT_EQ(s1k, s16k);
+  EXPECT_EQ(s1k, s256k);
+  EXPECT_LT(s256k, size_t{4} << 20);
+}

@@ -49,10 +49,12 @@ class GuardedCase {
 
   // mprotect the input mappings read-only (true) or read-write (false).
   void protect_inputs(bool read_only);
-  // The first problem with the memory around the views after a call, or "".
-  // (Bytes of out outside its view changed; an input changed; out elements
-  // still holding the canary.)
+  // The first problem with the memory around the views after a call, or "":
+  // bytes of out outside its view changed, or an input changed.
   std::string check_memory() const;
+  // The first out element still holding the canary whose right value (want,
+  // packed like out) is not the canary's bytes, as "did not write out[...]".
+  std::string check_unwritten(const ref::Tensor& want) const;
   // Names what a fault address hit: "read past the end of k", ... or "".
   std::string describe_address(const void* addr, bool write) const;
   // Resets out (view and slack) to the canary.

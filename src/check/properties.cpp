@@ -216,6 +216,13 @@ Verdict memory(const attncheck_impl& impl, const Case& c, const CheckOptions& op
                   ": poisoned memory outside the views was read";
     }
   });
+  if (v.kind != Verdict::fail) {
+    const std::string unwritten = g.check_unwritten(want);
+    if (!unwritten.empty()) {
+      v.kind = Verdict::fail;
+      v.summary = unwritten;
+    }
+  }
   return v;
 }
 

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <type_traits>
 
 namespace attncheck {
 
@@ -116,9 +117,12 @@ bool validate_call(const attncheck_attention* call, CallShape* out_shape,
   CallShape s;
   for (int i = 0; i < 4; ++i)
     if (!check_tensor(t[i], i, s.strides[i], error)) return false;
-  if (call->axes != ATTNCHECK_SPATIAL && call->axes != ATTNCHECK_TEMPORAL &&
-      call->axes != ATTNCHECK_SPATIOTEMPORAL)
-    return fail(error, "call: axes is " + std::to_string(static_cast<int>(call->axes)) +
+  // A caller in C may put any int in the enum: read its representation, not
+  // the enum (loading an out-of-range enum value is undefined in C++).
+  std::underlying_type_t<attncheck_axes> axes;
+  std::memcpy(&axes, &call->axes, sizeof axes);
+  if (axes != ATTNCHECK_SPATIAL && axes != ATTNCHECK_TEMPORAL && axes != ATTNCHECK_SPATIOTEMPORAL)
+    return fail(error, "call: axes is " + std::to_string(axes) +
                            ", expected 0 (spatial), 1 (temporal) or 2 (spatiotemporal)");
   for (int i = 1; i < 4; ++i)
     if (!same_dtype(t[i]->dtype, t[0]->dtype))

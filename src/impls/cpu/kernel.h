@@ -312,7 +312,7 @@ const ArchKernels& make_kernels(const char* name) {
         return f32 ? Kernel<A, float>::run_item(p, item, ws)
                    : Kernel<A, double>::run_item(p, item, ws);
       },
-      []() { return Kernel<A, float>::MR; },
+      []() { return Kernel<A, float>::W * Kernel<A, float>::NV; },
   };
   return table;
 }

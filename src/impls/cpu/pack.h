@@ -114,9 +114,15 @@ ATTNCHECK_CPU_NOINLINE void copy2d(Side<T> dst, Side<const S> src, int64_t npos,
         i = j;
       }
       if (fits) {
+        constexpr int64_t kAhead = 4;
         for (int64_t c = 0; c < nch; ++c) {
-          // The next channel's first run, ahead of the hardware prefetcher.
-          if (c + 2 < nch) _mm_prefetch(reinterpret_cast<const char*>(src.base + src.pos(0) + (c + 2) * src.ch), _MM_HINT_T0);
+          // A later channel's runs, ahead of the hardware prefetcher (each
+          // channel's runs are short streams far apart).
+          if (c + kAhead < nch)
+            for (int r = 0; r < nruns; ++r)
+              for (int64_t k = 0; k < runs[r][1]; k += 16)
+                _mm_prefetch(reinterpret_cast<const char*>(src.base + src.pos(runs[r][0]) + k + (c + kAhead) * src.ch),
+                             _MM_HINT_T0);
           for (int r = 0; r < nruns; ++r) {
             const float* sp = src.base + src.pos(runs[r][0]) + c * src.ch;
             float* dp = dst.base + dst.pos(runs[r][0]) + c * dst.ch;

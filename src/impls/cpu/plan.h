@@ -81,7 +81,7 @@ struct ArchKernels {
   const char* name;
   size_t (*workspace_bytes)(const Plan& plan, bool f32);
   bool (*run_item)(const Plan& plan, bool f32, int64_t item, void* workspace);
-  int64_t (*row_block)();  // rows of the micro-kernel, a multiple of which BQ is
+  int64_t (*query_block)();  // queries per micro-tile; BQ is a multiple of it
 };
 
 const ArchKernels& kernels_avx512();
