@@ -12,6 +12,7 @@
 //   sgemm          OpenBLAS SGEMM 2048^3, the practical ceiling
 // All use the same thread count (ATTNCHECK_CPU_THREADS, else the hardware's).
 #include "cpu_attention.h"
+#include "shapes.h"
 
 #ifdef ATTNCHECK_BENCH_REFERENCE
 #include <impls/reference_f32/reference_f32.h>
@@ -38,33 +39,10 @@ extern "C" void openblas_set_num_threads(int);
 
 namespace {
 
-struct Shape {
-  const char* name;
-  int64_t B, C, T, H, W, heads;
-  int64_t groups() const { return B * T; }
-  int64_t S() const { return H * W; }
-  int64_t D() const { return C / heads; }
-  double flops() const { return 4.0 * groups() * heads * S() * S() * D(); }
-};
-
-const Shape kShapes[] = {
-    {"vae_mid_T5", 1, 512, 5, 32, 32, 1},   // Open-Sora-Plan VAE mid block
-    {"vae_mid_T9", 1, 512, 9, 32, 32, 1},
-    {"8heads_d64", 2, 512, 4, 32, 32, 8},
-    {"c128_64x64", 1, 128, 4, 64, 64, 1},
-    {"c512_16x16", 4, 512, 4, 16, 16, 1},
-};
-
-// Memory order of the five logical dims (B, C, T, H, W), outermost first.
-struct LayoutKind {
-  const char* name;
-  std::array<int, 5> order;
-};
-const LayoutKind kLayouts[] = {
-    {"compact", {0, 1, 2, 3, 4}},        // (B, C, T, H, W)
-    {"channels_last", {0, 2, 3, 4, 1}},  // (B, T, H, W, C): channels_last_3d
-    {"t_outer", {2, 0, 1, 3, 4}},        // (T, B, C, H, W)
-};
+using attncheck::bench::kLayouts;
+using attncheck::bench::kShapes;
+using attncheck::bench::LayoutKind;
+using attncheck::bench::Shape;
 
 int threads() {
   if (const char* e = std::getenv("ATTNCHECK_CPU_THREADS"); e && std::atoi(e) > 0) return std::atoi(e);

@@ -11,6 +11,7 @@
 // Prints one table and the two outputs' largest difference (compact layout);
 // exits 1 when they disagree or a call fails.
 #include "plan.h"
+#include "../shapes.h"
 
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
@@ -25,33 +26,10 @@
 
 namespace {
 
-struct Shape {
-  const char* name;
-  int64_t B, C, T, H, W, heads;
-  int64_t groups() const { return B * T; }
-  int64_t S() const { return H * W; }
-  int64_t D() const { return C / heads; }
-  double flops() const { return 4.0 * groups() * heads * S() * S() * D(); }
-};
-
-// The CPU benchmark's shapes (spatial attention, Dv = D).
-const Shape kShapes[] = {
-    {"vae_mid_T5", 1, 512, 5, 32, 32, 1},
-    {"vae_mid_T9", 1, 512, 9, 32, 32, 1},
-    {"8heads_d64", 2, 512, 4, 32, 32, 8},
-    {"c128_64x64", 1, 128, 4, 64, 64, 1},
-    {"c512_16x16", 4, 512, 4, 16, 16, 1},
-};
-
-struct LayoutKind {
-  const char* name;
-  std::array<int, 5> order;  // memory order of (B, C, T, H, W), outermost first
-};
-const LayoutKind kLayouts[] = {
-    {"compact", {0, 1, 2, 3, 4}},
-    {"channels_last", {0, 2, 3, 4, 1}},
-    {"t_outer", {2, 0, 1, 3, 4}},
-};
+using attncheck::bench::kLayouts;
+using attncheck::bench::kShapes;
+using attncheck::bench::LayoutKind;
+using attncheck::bench::Shape;
 
 #define CHECK_CUDA(x)                                                                       \
   do {                                                                                      \
