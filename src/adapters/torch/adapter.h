@@ -23,7 +23,9 @@ at::Tensor view_of(const DLTensor* t);
 attncheck_status at_boundary(char* message, size_t size, attncheck_status (*f)(const attncheck_attention*, char*, size_t),
                              const attncheck_attention* call);
 
-// Writes text, shortened to one line, into message.
+// text shortened to one line (for a TorchScript traceback, its last line).
+std::string one_line(const std::string& text);
+// Writes one_line(text) into message.
 void say(char* message, size_t size, const std::string& text);
 
 // `torchscript`: ATTNCHECK_TORCHSCRIPT's module (torchscript.cpp).

@@ -52,25 +52,25 @@ at::Tensor view_of(const DLTensor* t) {
                        at::TensorOptions().dtype(type).device(at::kCPU));
 }
 
-void say(char* message, size_t size, const std::string& text) {
-  if (!message || size == 0) return;
-  // libtorch's messages span lines (TorchScript adds a traceback before the
-  // error itself): keep the last line that says something, or the first.
-  std::string line = text;
-  if (line.find('\n') != std::string::npos) {
-    const bool traceback = line.rfind("The following operation failed", 0) == 0;
-    std::vector<std::string> lines;
-    size_t a = 0;
-    while (a <= line.size()) {
-      size_t b = line.find('\n', a);
-      if (b == std::string::npos) b = line.size();
-      std::string l = line.substr(a, b - a);
-      if (l.find_first_not_of(" \t") != std::string::npos) lines.push_back(l);
-      a = b + 1;
-    }
-    line = lines.empty() ? "" : traceback ? lines.back() : lines.front();
+std::string one_line(const std::string& text) {
+  if (text.find('\n') == std::string::npos) return text;
+  // libtorch's messages span lines; TorchScript puts a traceback before the
+  // error itself: keep the last line that says something, else the first.
+  const bool traceback = text.find("The following operation failed in the TorchScript interpreter") != std::string::npos;
+  std::vector<std::string> lines;
+  size_t a = 0;
+  while (a <= text.size()) {
+    size_t b = text.find('\n', a);
+    if (b == std::string::npos) b = text.size();
+    std::string l = text.substr(a, b - a);
+    if (l.find_first_not_of(" \t") != std::string::npos) lines.push_back(l);
+    a = b + 1;
   }
-  std::snprintf(message, size, "%s", line.c_str());
+  return lines.empty() ? "" : traceback ? lines.back() : lines.front();
+}
+
+void say(char* message, size_t size, const std::string& text) {
+  if (message && size > 0) std::snprintf(message, size, "%s", one_line(text).c_str());
 }
 
 namespace {
@@ -98,10 +98,10 @@ attncheck_status at_boundary(char* message, size_t size,
     return f(call, message, size);
   } catch (const c10::Error& e) {
     const std::string what = e.what_without_backtrace();
-    say(message, size, "libtorch: " + what);
+    say(message, size, "libtorch: " + one_line(what));
     return what.find("not implemented for '") != std::string::npos ? ATTNCHECK_UNSUPPORTED : ATTNCHECK_FAILED;
   } catch (const std::exception& e) {
-    say(message, size, std::string("libtorch adapter: ") + e.what());
+    say(message, size, "libtorch: " + one_line(e.what()));
     return ATTNCHECK_FAILED;
   } catch (...) {
     say(message, size, "libtorch adapter: unknown exception");

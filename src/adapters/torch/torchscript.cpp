@@ -19,12 +19,6 @@ std::optional<torch::jit::Module> g_module;
 std::string g_error;   // why there is no module
 bool g_takes_axes = false;
 
-std::string one_line(const std::string& s) {
-  char buf[1000];
-  say(buf, sizeof buf, s);
-  return buf;
-}
-
 std::string shape_text(at::IntArrayRef s) {
   std::string t = "(";
   for (size_t i = 0; i < s.size(); ++i) t += (i ? ", " : "") + std::to_string(s[i]);
