@@ -243,9 +243,15 @@ attncheck_status entry(const attncheck_attention* call, char* message, size_t si
     say(e.what());
     return ATTNCHECK_UNSUPPORTED;
   } catch (const dnnl::error& e) {
+    // No primitive for this dtype on this CPU: a decline.
+    if (e.status == dnnl_unimplemented) {
+      const DLDataType d = call->q->dtype;
+      say(std::string("oneDNN has no ") + (d.code == kDLBfloat ? "bfloat" : "float") + std::to_string(d.bits) +
+          " primitive on this CPU (" + e.what() + ")");
+      return ATTNCHECK_UNSUPPORTED;
+    }
     say(std::string("oneDNN: ") + e.what());
-    // No primitive for this dtype or shape on this CPU: a decline.
-    return e.status == dnnl_unimplemented ? ATTNCHECK_UNSUPPORTED : ATTNCHECK_FAILED;
+    return ATTNCHECK_FAILED;
   } catch (const std::exception& e) {
     say(std::string("oneDNN adapter: ") + e.what());
     return ATTNCHECK_FAILED;
