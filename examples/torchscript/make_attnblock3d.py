@@ -13,7 +13,7 @@ AttnBlock3D's; add a sixth argument `axes: str` ("spatial", "temporal",
 "spatiotemporal") to be checked on all three families.
 
 With --test-modules it also writes the broken modules the adapter's tests use
-(wrong_shape.pt, raises.pt). Needs Debian's python3-torch.
+(all_axes.pt, wrong_shape.pt, raises.pt). Needs Debian's python3-torch.
 """
 import os
 import sys
@@ -59,6 +59,34 @@ class AttnBlock3DCoreLegacy(torch.nn.Module):
         return h_.reshape(b, cv, t, h, w)
 
 
+def _groups(x: torch.Tensor, heads: int, axes: str) -> torch.Tensor:
+    """(b, c, t, h, w) -> (groups * heads, c / heads, positions)."""
+    bb, c, t, h, w = x.shape
+    if axes == "spatial":
+        x = x.permute(0, 2, 1, 3, 4).reshape(bb * t, c, h * w)
+    elif axes == "temporal":
+        x = x.permute(0, 3, 4, 1, 2).reshape(bb * h * w, c, t)
+    else:
+        x = x.reshape(bb, c, t * h * w)
+    return x.reshape(x.shape[0] * heads, c // heads, x.shape[2])
+
+
+class AllAxes(torch.nn.Module):
+    """The fixed core for every family: forward takes a sixth argument, axes."""
+
+    def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int,
+                scale: float, axes: str) -> torch.Tensor:
+        b, cv, tq, hq, wq = q.shape[0], v.shape[1], q.shape[2], q.shape[3], q.shape[4]
+        qg, kg, vg = _groups(q, heads, axes), _groups(k, heads, axes), _groups(v, heads, axes)
+        w_ = torch.softmax(torch.bmm(qg.permute(0, 2, 1), kg) * scale, dim=2)
+        o = torch.bmm(vg, w_.permute(0, 2, 1))
+        if axes == "spatial":
+            return o.reshape(b, tq, cv, hq, wq).permute(0, 2, 1, 3, 4)
+        if axes == "temporal":
+            return o.reshape(b, hq, wq, cv, tq).permute(0, 3, 4, 1, 2)
+        return o.reshape(b, cv, tq, hq, wq)
+
+
 class WrongShape(torch.nn.Module):
     def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int,
                 scale: float) -> torch.Tensor:
@@ -82,7 +110,7 @@ def main(argv):
     os.makedirs(out, exist_ok=True)
     modules = {"attnblock3d_fixed": AttnBlock3DCore(), "attnblock3d_legacy": AttnBlock3DCoreLegacy()}
     if "--test-modules" in argv:
-        modules.update(wrong_shape=WrongShape(), raises=Raises())
+        modules.update(all_axes=AllAxes(), wrong_shape=WrongShape(), raises=Raises())
     for name, m in modules.items():
         path = os.path.join(out, name + ".pt")
         torch.jit.script(m).save(path)
