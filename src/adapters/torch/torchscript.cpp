@@ -6,6 +6,7 @@
 // (AttnBlock3D's) and declines the others.
 #include "adapter.h"
 
+#include <torch/csrc/jit/runtime/graph_executor.h>
 #include <torch/script.h>
 
 #include <filesystem>
@@ -43,6 +44,12 @@ void torchscript_preload() {
     g_error = where + "no such file";
     return;
   }
+  // Each call is the module's first run in a fresh forked child, where the
+  // profiling executor only profiles: optimizing the graph there is wasted
+  // (2-3x the time of a verify run). ATTNCHECK_TORCHSCRIPT_OPTIMIZE=1 keeps
+  // it (with --no-fork, later calls then run the optimized graph).
+  const char* optimize = std::getenv("ATTNCHECK_TORCHSCRIPT_OPTIMIZE");
+  if (!optimize || std::string(optimize) != "1") torch::jit::setGraphExecutorOptimize(false);
   try {
     torch::jit::Module m = torch::jit::load(path);
     m.eval();
