@@ -10,7 +10,8 @@
 // (spatial: stride(H) == W * stride(W); spatiotemporal: likewise over T, H, W;
 // temporal always). A tensor whose positions do not merge is first copied to
 // a packed scratch by a oneDNN reorder (for out: computed into one and
-// reordered into out), so every layout is served. float32 and bfloat16 (where
+// reordered into out), so every layout is served (ATTNCHECK_ONEDNN_TRACE=1
+// says which, call by call, on stderr). float32 and bfloat16 (where
 // the CPU has it); float64 and float16 are declined.
 #include <attncheck/plugin.h>
 
@@ -18,6 +19,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -117,9 +119,18 @@ Context& context() {
 
 // t as it lies, or (when its positions do not merge) packed: a compact
 // (B, C, T, H, W) copy made by a reorder, kept alive in scratch.
+bool trace() {
+  static const bool on = [] {
+    const char* e = std::getenv("ATTNCHECK_ONEDNN_TRACE");
+    return e && std::string(e) == "1";
+  }();
+  return on;
+}
+
 Tensor5 usable(const Tensor5& t, attncheck_axes axes, dt type, const char* name, std::vector<char>& scratch,
                size_t elem) {
   if (merged_stride(t, axes) >= 0) return t;
+  if (trace()) std::fprintf(stderr, "onednn: %s packed by a reorder (its positions do not merge)\n", name);
   Context& c = context();
   memory::desc src_md;
   try {
@@ -180,6 +191,7 @@ attncheck_status attention(const attncheck_attention* call) {
   std::vector<char> os;
   Tensor5 out = out_real;
   if (!out_direct) {
+    if (trace()) std::fprintf(stderr, "onednn: out computed packed, then reordered into place\n");
     out = Tensor5{nullptr, out_real.shape, compact_strides(out_real.shape)};
     os.resize(numel(out.shape) * elem);
     out.data = os.data();
@@ -230,6 +242,7 @@ attncheck_status attention(const attncheck_attention* call) {
     dnnl::reorder(packed, real).execute(c.strm, packed, real);
   }
   c.strm.wait();
+  if (trace()) std::fprintf(stderr, "onednn: call done\n");
   return ATTNCHECK_OK;
 }
 
