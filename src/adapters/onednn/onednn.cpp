@@ -16,6 +16,9 @@
 #include <attncheck/plugin.h>
 
 #include <oneapi/dnnl/dnnl.hpp>
+#ifdef ATTNCHECK_ONEDNN_OPENMP
+#include <omp.h>
+#endif
 
 #include <algorithm>
 #include <cstdio>
@@ -106,13 +109,30 @@ int64_t positions(const Tensor5& t, attncheck_axes axes) {
   return n;
 }
 
+int threads() {
+  // One by default: verify runs one call at a time in a fresh forked child
+  // (where starting an OpenMP team costs more than small cases gain), and
+  // ctest runs several verifies beside each other.
+  if (const char* v = std::getenv("ATTNCHECK_ONEDNN_THREADS")) {
+    const int n = std::atoi(v);
+    if (n > 0) return n;
+  }
+  return 1;
+}
+
 struct Context {
+  Context() {
+#ifdef ATTNCHECK_ONEDNN_OPENMP
+    omp_set_num_threads(threads());
+#endif
+  }
   dnnl::engine eng{dnnl::engine::kind::cpu, 0};
   dnnl::stream strm{eng};
 };
 
 Context& context() {
-  // Made on first use, in the process that calls (verify's forked child).
+  // Made on first use, in the process that calls (verify's forked child):
+  // the parent never starts oneDNN's threads.
   static Context c;
   return c;
 }
