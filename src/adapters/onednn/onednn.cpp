@@ -96,8 +96,10 @@ int64_t merged_stride(const Tensor5& t, attncheck_axes axes) {
   for (auto it = dims.rbegin(); it != dims.rend(); ++it) {
     const int d = *it;
     if (t.shape[d] == 1) continue;
-    if (expect < 0) stride = t.strides[d];
-    else if (t.strides[d] != expect) return -1;
+    if (expect < 0)
+      stride = t.strides[d];
+    else if (t.strides[d] != expect)
+      return -1;
     expect = t.strides[d] * t.shape[d];
   }
   return stride;
@@ -147,10 +149,11 @@ bool trace() {
   return on;
 }
 
-Tensor5 usable(const Tensor5& t, attncheck_axes axes, dt type, const char* name, std::vector<char>& scratch,
-               size_t elem) {
+Tensor5 usable(const Tensor5& t, attncheck_axes axes, dt type, const char* name,
+               std::vector<char>& scratch, size_t elem) {
   if (merged_stride(t, axes) >= 0) return t;
-  if (trace()) std::fprintf(stderr, "onednn: %s packed by a reorder (its positions do not merge)\n", name);
+  if (trace())
+    std::fprintf(stderr, "onednn: %s packed by a reorder (its positions do not merge)\n", name);
   Context& c = context();
   memory::desc src_md;
   try {
@@ -170,8 +173,8 @@ Tensor5 usable(const Tensor5& t, attncheck_axes axes, dt type, const char* name,
 
 // The matmul operand of t: dims (groups..., heads, rows, cols) where rows
 // and cols are the positions and the head's channels, in the order given.
-memory::desc operand(const Tensor5& t, attncheck_axes axes, int64_t heads, bool positions_first, dt type,
-                     const char* name) {
+memory::desc operand(const Tensor5& t, attncheck_axes axes, int64_t heads, bool positions_first,
+                     dt type, const char* name) {
   memory::dims dims, strides;
   for (int d : group_dims(axes)) dims.push_back(t.shape[d]), strides.push_back(t.strides[d]);
   const int64_t per_head = t.shape[1] / heads, S = positions(t, axes), ps = merged_stride(t, axes);
@@ -187,7 +190,8 @@ memory::desc operand(const Tensor5& t, attncheck_axes axes, int64_t heads, bool 
   try {
     return memory::desc(dims, type, strides);
   } catch (const dnnl::error&) {
-    throw Declined(std::string("oneDNN cannot describe ") + name + "'s strides as a matmul operand");
+    throw Declined(std::string("oneDNN cannot describe ") + name +
+                   "'s strides as a matmul operand");
   }
 }
 
@@ -195,10 +199,14 @@ attncheck_status attention(const attncheck_attention* call) {
   const DLDataType d = call->q->dtype;
   dt type;
   size_t elem;
-  if (d.code == kDLFloat && d.bits == 32) type = dt::f32, elem = 4;
-  else if (d.code == kDLBfloat && d.bits == 16) type = dt::bf16, elem = 2;
-  else if (d.code == kDLFloat && d.bits == 16) type = dt::f16, elem = 2;
-  else throw Declined("oneDNN 2.6 has no float64 matmul");
+  if (d.code == kDLFloat && d.bits == 32)
+    type = dt::f32, elem = 4;
+  else if (d.code == kDLBfloat && d.bits == 16)
+    type = dt::bf16, elem = 2;
+  else if (d.code == kDLFloat && d.bits == 16)
+    type = dt::f16, elem = 2;
+  else
+    throw Declined("oneDNN 2.6 has no float64 matmul");
   Context& c = context();
   const attncheck_axes axes = call->axes;
   const int64_t heads = call->heads;
@@ -228,7 +236,8 @@ attncheck_status attention(const attncheck_attention* call) {
   scaled.set_output_scales(0, {static_cast<float>(call->scale)});
   const dnnl::matmul::primitive_desc qk_pd(dnnl::matmul::desc(q_md, k_md, l_md), scaled, c.eng);
   memory qm(q_md, c.eng, q.data), km(k_md, c.eng, k.data), lm(l_md, c.eng, logits.data());
-  dnnl::matmul(qk_pd).execute(c.strm, {{DNNL_ARG_SRC, qm}, {DNNL_ARG_WEIGHTS, km}, {DNNL_ARG_DST, lm}});
+  dnnl::matmul(qk_pd).execute(c.strm,
+                              {{DNNL_ARG_SRC, qm}, {DNNL_ARG_WEIGHTS, km}, {DNNL_ARG_DST, lm}});
 
   // P = softmax over the keys (the last dim), in place.
   const int axis = static_cast<int>(ldims.size()) - 1;
@@ -250,7 +259,8 @@ attncheck_status attention(const attncheck_attention* call) {
   const memory::desc o_md = operand(out, axes, heads, true, type, "out");
   const dnnl::matmul::primitive_desc pv_pd(dnnl::matmul::desc(pm.get_desc(), v_md, o_md), c.eng);
   memory vm(v_md, c.eng, v.data), om(o_md, c.eng, out.data);
-  dnnl::matmul(pv_pd).execute(c.strm, {{DNNL_ARG_SRC, pm}, {DNNL_ARG_WEIGHTS, vm}, {DNNL_ARG_DST, om}});
+  dnnl::matmul(pv_pd).execute(c.strm,
+                              {{DNNL_ARG_SRC, pm}, {DNNL_ARG_WEIGHTS, vm}, {DNNL_ARG_DST, om}});
   if (!out_direct) {
     memory packed(memory::desc(out.shape, type, out.strides), c.eng, out.data);
     memory real;
@@ -279,8 +289,8 @@ attncheck_status entry(const attncheck_attention* call, char* message, size_t si
     // No primitive for this dtype on this CPU: a decline.
     if (e.status == dnnl_unimplemented) {
       const DLDataType d = call->q->dtype;
-      say(std::string("oneDNN has no ") + (d.code == kDLBfloat ? "bfloat" : "float") + std::to_string(d.bits) +
-          " primitive on this CPU (" + e.what() + ")");
+      say(std::string("oneDNN has no ") + (d.code == kDLBfloat ? "bfloat" : "float") +
+          std::to_string(d.bits) + " primitive on this CPU (" + e.what() + ")");
       return ATTNCHECK_UNSUPPORTED;
     }
     say(std::string("oneDNN: ") + e.what());
@@ -298,8 +308,8 @@ const attncheck_impl kImpls[] = {{"onednn", kDLCPU, entry}};
 
 }  // namespace
 
-extern "C" __attribute__((visibility("default"))) const attncheck_impl* attncheck_impls(int abi_version,
-                                                                                      size_t* count) {
+extern "C" __attribute__((visibility("default"))) const attncheck_impl* attncheck_impls(
+    int abi_version, size_t* count) {
   if (abi_version != ATTNCHECK_ABI_VERSION) return nullptr;
   *count = 1;
   return kImpls;

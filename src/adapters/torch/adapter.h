@@ -2,9 +2,8 @@
 // at::Tensor views, and the ABI boundary that turns exceptions into statuses.
 #pragma once
 
-#include <attncheck/plugin.h>
-
 #include <ATen/core/Tensor.h>
+#include <attncheck/plugin.h>
 
 #include <string>
 
@@ -20,7 +19,8 @@ at::Tensor view_of(const DLTensor* t);
 // line), except libtorch's "not implemented for '<dtype>'", which is a
 // decline (ATTNCHECK_UNSUPPORTED). Sets libtorch's threads first (once per
 // process: verify calls each implementation in a fresh forked child).
-attncheck_status at_boundary(char* message, size_t size, attncheck_status (*f)(const attncheck_attention*, char*, size_t),
+attncheck_status at_boundary(char* message, size_t size,
+                             attncheck_status (*f)(const attncheck_attention*, char*, size_t),
                              const attncheck_attention* call);
 
 // text shortened to one line (for a TorchScript traceback, its last line).

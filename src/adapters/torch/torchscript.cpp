@@ -4,20 +4,20 @@
 // A forward with a sixth argument, axes: str ("spatial", "temporal",
 // "spatiotemporal"), serves all three families; one without serves spatial
 // (AttnBlock3D's) and declines the others.
-#include "adapter.h"
-
 #include <torch/csrc/jit/runtime/graph_executor.h>
 #include <torch/script.h>
 
 #include <filesystem>
 #include <optional>
 
+#include "adapter.h"
+
 namespace attncheck::torch_adapter {
 
 namespace {
 
 std::optional<torch::jit::Module> g_module;
-std::string g_error;   // why there is no module
+std::string g_error;  // why there is no module
 bool g_takes_axes = false;
 
 std::string shape_text(at::IntArrayRef s) {
@@ -34,8 +34,10 @@ void torchscript_preload() {
   done = true;
   const char* path = std::getenv("ATTNCHECK_TORCHSCRIPT");
   if (!path || !*path) {
-    g_error = "ATTNCHECK_TORCHSCRIPT is not set: name a TorchScript file whose forward(q, k, v, heads, scale) "
-              "returns out (examples/torchscript/make_attnblock3d.py writes two)";
+    g_error =
+        "ATTNCHECK_TORCHSCRIPT is not set: name a TorchScript file whose forward(q, k, v, heads, "
+        "scale) "
+        "returns out (examples/torchscript/make_attnblock3d.py writes two)";
     return;
   }
   const std::string where = std::string("ATTNCHECK_TORCHSCRIPT=") + path + ": ";
@@ -73,14 +75,16 @@ void torchscript_preload() {
   }
 }
 
-attncheck_status torchscript_attention(const attncheck_attention* call, char* message, size_t size) {
+attncheck_status torchscript_attention(const attncheck_attention* call, char* message,
+                                       size_t size) {
   if (!g_module) {
     say(message, size, g_error);
     return ATTNCHECK_FAILED;
   }
   static const char* const kAxes[] = {"spatial", "temporal", "spatiotemporal"};
   if (!g_takes_axes && call->axes != ATTNCHECK_SPATIAL) {
-    say(message, size, "the module's forward(q, k, v, heads, scale) has no axes argument: spatial only");
+    say(message, size,
+        "the module's forward(q, k, v, heads, scale) has no axes argument: spatial only");
     return ATTNCHECK_UNSUPPORTED;
   }
   c10::InferenceMode guard;
@@ -95,13 +99,15 @@ attncheck_status torchscript_attention(const attncheck_attention* call, char* me
   }
   const at::Tensor o = r.toTensor();
   if (o.sizes() != out.sizes()) {
-    say(message, size, "the module's forward returned shape " + shape_text(o.sizes()) + ", expected " +
-                           shape_text(out.sizes()) + " (B, Cv, Tq, Hq, Wq)");
+    say(message, size,
+        "the module's forward returned shape " + shape_text(o.sizes()) + ", expected " +
+            shape_text(out.sizes()) + " (B, Cv, Tq, Hq, Wq)");
     return ATTNCHECK_FAILED;
   }
   if (o.scalar_type() != out.scalar_type()) {
-    say(message, size, std::string("the module's forward returned ") + c10::toString(o.scalar_type()) +
-                           ", expected " + c10::toString(out.scalar_type()));
+    say(message, size,
+        std::string("the module's forward returned ") + c10::toString(o.scalar_type()) +
+            ", expected " + c10::toString(out.scalar_type()));
     return ATTNCHECK_FAILED;
   }
   out.copy_(o);
