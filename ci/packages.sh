@@ -6,3 +6,5 @@ ATTNCHECK_PACKAGES_CORE=(
   libbenchmark-dev libopenblas-dev
   clang libclang-common-14-dev libclang-rt-14-dev
 )
+# The third-party adapters (src/adapters/): libtorch and TorchScript, oneDNN.
+ATTNCHECK_PACKAGES_ADAPTERS=(libtorch-dev libdnnl-dev python3-torch)
