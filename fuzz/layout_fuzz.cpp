@@ -253,8 +253,25 @@ void huge_values(FuzzedDataProvider& in) {
   const Layout p = l.permuted(perm);
   p.validate();
   std::vector<int64_t> shape;
-  const int parts = in.ConsumeIntegralInRange<int>(0, 6);
-  for (int i = 0; i < parts; ++i) shape.push_back(rank == 0 || in.ConsumeBool() ? any_int(in) : l.shape[i % rank]);
+  if (in.ConsumeBool()) {
+    // A reshape that keeps the element count: size-1 dims inserted,
+    // neighbours merged, as x.reshape(...) in model code does.
+    shape = l.shape;
+    for (int e = in.ConsumeIntegralInRange<int>(0, 4); e > 0; --e) {
+      const size_t at = in.ConsumeIntegralInRange<size_t>(0, shape.size());
+      if (in.ConsumeBool() || at + 1 >= shape.size()) {
+        shape.insert(shape.begin() + static_cast<ptrdiff_t>(at), 1);
+      } else {
+        int64_t merged;
+        if (__builtin_mul_overflow(shape[at], shape[at + 1], &merged)) continue;
+        shape[at] = merged;
+        shape.erase(shape.begin() + static_cast<ptrdiff_t>(at) + 1);
+      }
+    }
+  } else {
+    const int parts = in.ConsumeIntegralInRange<int>(0, 6);
+    for (int i = 0; i < parts; ++i) shape.push_back(rank == 0 || in.ConsumeBool() ? any_int(in) : l.shape[i % rank]);
+  }
   try {
     if (const auto v = l.reshaped(shape)) {
       v->validate();  // a view of valid memory is a valid layout
