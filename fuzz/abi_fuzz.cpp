@@ -75,15 +75,21 @@ void make_tensor(FuzzedDataProvider& in, Tensor& t, const Tensor* like) {
                                           {kDLBfloat, 16, 1}, {kDLFloat, 32, 4}, {kDLInt, 32, 1},
                                           {kDLFloat, 8, 1},  {kDLBfloat, 32, 1}};
   t.dl.dtype = in.ConsumeIntegralInRange<int>(0, 3) == 0 ? in.PickValueInArray(kTypes) : kTypes[0];
-  t.dl.device = in.ConsumeIntegralInRange<int>(0, 15) == 0
-                    ? DLDevice{static_cast<DLDeviceType>(in.ConsumeIntegralInRange<int>(1, 16)),
-                               in.ConsumeIntegralInRange<int>(0, 2)}
-                    : DLDevice{kDLCPU, 0};
+  t.dl.device = {kDLCPU, 0};
+  if (in.ConsumeIntegralInRange<int>(0, 15) == 0) {
+    // Any int, as a C caller (or a newer DLPack) may put there.
+    const int device = in.ConsumeIntegralInRange<int>(-1, 20);
+    std::memcpy(&t.dl.device.device_type, &device, sizeof device);
+    t.dl.device.device_id = in.ConsumeIntegralInRange<int>(0, 2);
+  }
 }
 
 // What the ABI says of one tensor, restated in 128-bit arithmetic.
 bool tensor_ok(const DLTensor* t, bool is_out, std::array<int64_t, 5>& strides) {
   if (!t || t->ndim != 5 || !t->shape || !t->data || dtype_size(t->dtype) == 0) return false;
+  int device;
+  std::memcpy(&device, &t->device.device_type, sizeof device);
+  if (device < 1 || device > 13 || device == 5 || device == 6) return false;
   __int128 numel = 1;
   for (int d = 0; d < 5; ++d) {
     if (t->shape[d] < 1) return false;
@@ -112,8 +118,7 @@ bool call_ok(const attncheck_attention& c) {
   for (int i = 1; i < 4; ++i) {
     const auto &a = t[i]->dtype, &b = t[0]->dtype;
     if (a.code != b.code || a.bits != b.bits || a.lanes != b.lanes) return false;
-    if (t[i]->device.device_type != t[0]->device.device_type || t[i]->device.device_id != t[0]->device.device_id)
-      return false;
+    if (std::memcmp(&t[i]->device, &t[0]->device, sizeof(DLDevice)) != 0) return false;
   }
   const int64_t *q = c.q->shape, *k = c.k->shape, *v = c.v->shape, *o = c.out->shape;
   if (k[0] != q[0] || v[0] != q[0] || o[0] != q[0] || k[1] != q[1] || o[1] != v[1]) return false;
