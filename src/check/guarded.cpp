@@ -293,7 +293,7 @@ std::string GuardedCase::check_memory() const {
     const int64_t first = t.data + t.layout.offset * static_cast<int64_t>(elem_) - b.map->region;
     const int64_t last = t.data + (t.layout.max_offset() + 1) * static_cast<int64_t>(elem_) - b.map->region;
     for (size_t i = 0; i < b.map->region_size; ++i) {
-      if (b.is_element[i] || static_cast<unsigned char>(b.map->region[i]) == kOutCanary) continue;
+      if (static_cast<unsigned char>(b.map->region[i]) == kOutCanary || b.is_element[i]) continue;
       const int64_t at = static_cast<int64_t>(i);
       if (at < first) return "wrote " + std::to_string(first - at) + " bytes before out's first element";
       if (at >= last) return "wrote " + std::to_string(at - last + 1) + " bytes past out's last element";
