@@ -43,6 +43,7 @@ struct Target {
   std::string verify_target;          // how `attncheck verify` names the library
   double max_flops = 2e3;
   bool all_properties = false;
+  bool print_case = false;  // print each case before checking it (replaying a crash)
 };
 
 std::string env(const char* name) {
@@ -54,6 +55,7 @@ Target make_target() {
   Target t;
   if (const std::string f = env("ATTNCHECK_FUZZ_MAX_FLOPS"); !f.empty()) t.max_flops = std::stod(f);
   t.all_properties = env("ATTNCHECK_FUZZ_ALL_PROPERTIES") == "1";
+  t.print_case = env("ATTNCHECK_FUZZ_PRINT_CASE") == "1";
   const std::string path = env("ATTNCHECK_FUZZ_PLUGIN"), only = env("ATTNCHECK_FUZZ_IMPL");
   if (path.empty()) {
     cpu::set_threads(1);  // one exec, one thread: the fuzzer's -jobs parallelize
@@ -102,12 +104,17 @@ std::string replay_command(const attncheck_impl& impl, const Case& c, const Prop
 }
 
 // What a crash (a sanitizer report, a fault in the implementation) prints:
-// the case being run, so the finding replays without the input file.
+// the case being run, so the finding replays without the input file. The
+// death callback works under the replay driver; libFuzzer takes the one
+// callback slot for itself (to save the input), so there a crash's case is
+// printed by replaying the input with ATTNCHECK_FUZZ_PRINT_CASE=1 (ci/fuzz
+// does).
 const attncheck_impl* g_impl = nullptr;
 const Case* g_case = nullptr;
+bool g_printed = false;
 
 void print_case(const Property* p) {
-  if (!g_impl || !g_case) return;
+  if (!g_impl || !g_case || g_printed) return;
   std::fprintf(stderr, "ATTNCHECK_CASE: %s\nATTNCHECK_REPLAY: %s\n", g_case->to_text().c_str(),
                replay_command(*g_impl, *g_case, p).c_str());
 }
@@ -149,6 +156,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const Case c = decode_case(data + 1, size - 1, opt);
   g_impl = &impl;
   g_case = &c;
+  g_printed = false;
+  if (t.print_case) {
+    print_case(t.all_properties ? nullptr : &chosen);
+    g_printed = true;
+  }
 
   // The text form is the replay: it must parse back to the same case.
   try {
