@@ -10,6 +10,8 @@
 // never touch tensor memory doing so: every data pointer points into a
 // PROT_NONE mapping, so a read is a fault. For accepted calls only the
 // cpu kernel's planning (workspace_bytes), which reads no element, runs.
+// A quarter of the inputs are instead small valid calls with extreme values
+// (extreme_values below).
 #include <attncheck/validate.h>
 
 #include <FuzzedDataProvider.h>
@@ -18,6 +20,7 @@
 #include "../src/impls/cpu/cpu_attention.h"
 #include "../src/impls/reference_f32/reference_f32.h"
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstdio>
@@ -25,6 +28,7 @@
 #include <cstring>
 #include <limits>
 #include <string>
+#include <vector>
 
 namespace {
 
@@ -139,6 +143,88 @@ bool call_ok(const attncheck_attention& c) {
   return gh * qk <= max;
 }
 
+// A small valid call in real memory with extreme values: any finite scale,
+// q and k anywhere in float's range (logits overflow float, or double), v
+// within +-1e30. Each implementation either declines or returns an out
+// whose every element lies within [min v, max v] (softmax weights are a
+// convex combination); FAILED on a valid call, NaN or an element outside
+// the range is a finding, and so is undefined behaviour on the way (UBSan:
+// a scale that does not fit in float, cast).
+void extreme_values(FuzzedDataProvider& in) {
+  const int axes = in.ConsumeIntegralInRange<int>(0, 2);
+  const int64_t heads = in.ConsumeIntegralInRange<int64_t>(1, 2);
+  const int64_t B = in.ConsumeIntegralInRange<int64_t>(1, 2), C = heads * in.ConsumeIntegralInRange<int64_t>(1, 2);
+  const int64_t Cv = heads * in.ConsumeIntegralInRange<int64_t>(1, 2);
+  int64_t q[5] = {B, C, 1, 1, 1}, k[5] = {B, C, 1, 1, 1};
+  for (int d = 2; d < 5; ++d) q[d] = in.ConsumeIntegralInRange<int64_t>(1, 3), k[d] = in.ConsumeIntegralInRange<int64_t>(1, 3);
+  if (axes == 0) k[2] = q[2];
+  if (axes == 1) k[3] = q[3], k[4] = q[4];
+  int64_t v[5] = {B, Cv, k[2], k[3], k[4]}, o[5] = {B, Cv, q[2], q[3], q[4]};
+  const bool f64 = in.ConsumeBool();
+  auto numel = [](const int64_t* s) { return s[0] * s[1] * s[2] * s[3] * s[4]; };
+  std::vector<double> qd(numel(q)), kd(numel(k)), vd(numel(v));
+  auto any_finite = [&](double lim) {
+    static constexpr double kEdges[] = {0.0, 1.0, -1.0, 3.4e38, -3.4e38, 1e30, -1e30, 1e19, -1e19, 88.0, -104.0};
+    const double x = in.ConsumeBool() ? in.PickValueInArray(kEdges) : in.ConsumeFloatingPoint<float>();
+    return std::isfinite(x) ? std::max(-lim, std::min(lim, x)) : 0.0;
+  };
+  for (auto& x : qd) x = any_finite(3.4e38);
+  for (auto& x : kd) x = any_finite(3.4e38);
+  for (auto& x : vd) x = any_finite(1e30);
+  static constexpr double kScales[] = {1.0, 1e300, -1e300, 3.5e38, -3.5e38, 1e-300, 0.0, 1e38};
+  double scale = in.ConsumeBool() ? in.PickValueInArray(kScales) : in.ConsumeFloatingPoint<double>();
+  if (!std::isfinite(scale)) scale = 1e308;
+  const DLDataType dt = f64 ? DLDataType{kDLFloat, 64, 1} : DLDataType{kDLFloat, 32, 1};
+  auto pack = [&](const std::vector<double>& x) {
+    std::vector<std::byte> b(x.size() * (f64 ? 8 : 4));
+    for (size_t i = 0; i < x.size(); ++i) {
+      if (f64) std::memcpy(&b[i * 8], &x[i], 8);
+      else {
+        const float f = static_cast<float>(x[i]);  // |x| <= 3.4e38: in range
+        std::memcpy(&b[i * 4], &f, 4);
+      }
+    }
+    return b;
+  };
+  auto qb = pack(qd), kb = pack(kd), vb = pack(vd);
+  std::vector<std::byte> ob(numel(o) * (f64 ? 8 : 4));
+  auto dl = [&](std::vector<std::byte>& b, int64_t* shape) {
+    DLTensor t{};
+    t.data = b.data();
+    t.device = {kDLCPU, 0};
+    t.ndim = 5;
+    t.dtype = dt;
+    t.shape = shape;
+    return t;
+  };
+  DLTensor tq = dl(qb, q), tk = dl(kb, k), tv = dl(vb, v), to = dl(ob, o);
+  attncheck_attention call{static_cast<attncheck_axes>(axes), &tq, &tk, &tv, &to, heads, scale};
+  std::string error;
+  if (!validate_call(&call, nullptr, &error)) fail("validate_call rejected a valid call: " + error);
+  const double lo = *std::min_element(vd.begin(), vd.end()), hi = *std::max_element(vd.begin(), vd.end());
+  const double slack = 1e-3 * std::max(std::fabs(lo), std::fabs(hi)) + 1e-30;
+  using Fn = attncheck_status (*)(const attncheck_attention*, char*, size_t);
+  const std::pair<const char*, Fn> impls[] = {{"cpu", &cpu::attention}, {"reference_f32", &reference_f32::attention}};
+  for (const auto& [name, f] : impls) {
+    char message[256] = "";
+    const attncheck_status st = f(&call, message, sizeof message);
+    if (st == ATTNCHECK_UNSUPPORTED) continue;
+    if (st != ATTNCHECK_OK) fail(std::string(name) + " failed a valid call (scale " + std::to_string(scale) + "): " + message);
+    for (int64_t i = 0; i < numel(o); ++i) {
+      double x;
+      if (f64) std::memcpy(&x, &ob[i * 8], 8);
+      else {
+        float f;
+        std::memcpy(&f, &ob[i * 4], 4);
+        x = f;
+      }
+      if (!(x >= lo - slack && x <= hi + slack))
+        fail(std::string(name) + " returned OK with out element " + std::to_string(x) + " outside [" +
+             std::to_string(lo) + ", " + std::to_string(hi) + "] (scale " + std::to_string(scale) + ")");
+    }
+  }
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
@@ -148,6 +234,10 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   FuzzedDataProvider in(data, size);
+  if (in.ConsumeIntegralInRange<int>(0, 3) == 0) {
+    extreme_values(in);
+    return 0;
+  }
   Tensor t[4];
   for (int i = 0; i < 4; ++i) make_tensor(in, t[i], i ? &t[in.ConsumeIntegralInRange<int>(0, i - 1)] : nullptr);
   attncheck_attention call{};
