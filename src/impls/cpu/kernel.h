@@ -213,6 +213,10 @@ struct Kernel {
     const int64_t nq = std::min(p.BQ, p.Sq - q0);
     const int64_t nq_pad = round_up(nq, W);
     const int64_t nq_vec = nq_pad / W;
+    // A scale beyond T's range (any finite double is legal) cannot be
+    // converted to T (undefined in C++): treat it as non-finite logits, so
+    // the caller recomputes in double.
+    if (!(std::fabs(p.scale) <= static_cast<double>(std::numeric_limits<T>::max()))) return false;
     const T scale = static_cast<T>(p.scale);
     const T neg_inf = -std::numeric_limits<T>::infinity();
     const int64_t es = storage_size(p.storage);
