@@ -52,7 +52,7 @@ struct Kernel {
   // below -1000 in every T, so clamping changes no result; NaN passes
   // through, as the finiteness checks need.
   static B exp_(const B& x) {
-    const auto nan = x != x;
+    const auto nan = xsimd::isnan(x);  // not x != x: AVX-512 compares ordered (NaN != NaN is false)
     const B y = xsimd::select(nan, B(T(0)), xsimd::min(xsimd::max(x, B(T(-1000))), B(T(80))));
     return xsimd::select(nan, x, xsimd::exp(y));
   }
