@@ -218,9 +218,23 @@ void extreme_values(FuzzedDataProvider& in) {
         std::memcpy(&f, &ob[i * 4], 4);
         x = f;
       }
-      if (!(x >= lo - slack && x <= hi + slack))
+      if (!(x >= lo - slack && x <= hi + slack)) {
+        // The whole call, so the finding can be reproduced by hand.
+        auto list = [](const char* what, const std::vector<double>& v) {
+          std::fprintf(stderr, "  %s:", what);
+          for (double x : v) std::fprintf(stderr, " %.9g", x);
+          std::fprintf(stderr, "\n");
+        };
+        std::fprintf(stderr, "  axes %d heads %lld %s q (%lld,%lld,%lld,%lld,%lld) k (%lld,%lld,%lld,%lld,%lld) Cv %lld\n",
+                     axes, static_cast<long long>(heads), f64 ? "f64" : "f32", static_cast<long long>(q[0]),
+                     static_cast<long long>(q[1]), static_cast<long long>(q[2]), static_cast<long long>(q[3]),
+                     static_cast<long long>(q[4]), static_cast<long long>(k[0]), static_cast<long long>(k[1]),
+                     static_cast<long long>(k[2]), static_cast<long long>(k[3]), static_cast<long long>(k[4]),
+                     static_cast<long long>(Cv));
+        list("q", qd), list("k", kd), list("v", vd);
         fail(std::string(name) + " returned OK with out element " + std::to_string(x) + " outside [" +
              std::to_string(lo) + ", " + std::to_string(hi) + "] (scale " + std::to_string(scale) + ")");
+      }
     }
   }
 }
