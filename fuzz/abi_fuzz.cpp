@@ -105,7 +105,8 @@ bool tensor_ok(const DLTensor* t, bool is_out, std::array<int64_t, 5>& strides) 
     strides[d] = t->strides ? t->strides[d] : static_cast<int64_t>(s);
     s *= t->shape[d];
     if (strides[d] < 0 || (is_out && strides[d] == 0)) return false;
-    span += static_cast<__int128>(t->shape[d] - 1) * strides[d];
+    span += static_cast<__int128>(t->shape[d] - 1) * strides[d];  // each term < 2^126
+    if (span > std::numeric_limits<int64_t>::max()) return false;     // so the sum never wraps
   }
   const __int128 bytes = span * dtype_size(t->dtype) + static_cast<__int128>(t->byte_offset);
   return bytes <= std::numeric_limits<int64_t>::max();
