@@ -1,5 +1,6 @@
 #include <attncheck/layout.h>
 
+#include <algorithm>
 #include <charconv>
 #include <stdexcept>
 
@@ -19,6 +20,10 @@ Layout Layout::compact(std::vector<int64_t> shape, int64_t offset) {
 }
 
 int64_t Layout::numel() const {
+  // A size-0 dimension first: then the other sizes may be anything (their
+  // product is not computed), whatever the order of the dimensions.
+  for (int64_t s : shape)
+    if (s == 0) return 0;
   int64_t n = 1;
   for (int64_t s : shape)
     if (__builtin_mul_overflow(n, s, &n))
@@ -33,9 +38,12 @@ int64_t Layout::index(std::span<const int64_t> idx) const {
 }
 
 int64_t Layout::max_offset() const {
+  // No element, no extent: checked before any term, so that a permutation
+  // of a valid empty layout is valid too.
+  for (int64_t s : shape)
+    if (s == 0) return offset;
   int64_t off = offset;
   for (size_t i = 0; i < shape.size(); ++i) {
-    if (shape[i] == 0) return offset;
     int64_t term;
     if (__builtin_mul_overflow(shape[i] - 1, stride[i], &term) ||
         __builtin_add_overflow(off, term, &off))
@@ -49,7 +57,13 @@ bool Layout::is_compact() const {
   for (int i = rank() - 1; i >= 0; --i) {
     if (shape[i] == 1) continue;
     if (stride[i] != expect) return false;
-    expect *= shape[i];
+    // Past int64 (an empty layout's other sizes may be anything), no stride
+    // can match any more: compact only if every outer dim has size 1.
+    if (__builtin_mul_overflow(expect, shape[i], &expect)) {
+      for (int j = i - 1; j >= 0; --j)
+        if (shape[j] != 1) return false;
+      return true;
+    }
   }
   return true;
 }
@@ -94,16 +108,19 @@ Layout Layout::permuted(std::span<const int> perm) const {
 // are evenly spaced in memory; each chunk must be rebuilt from a run of new
 // dimensions with the same element count.
 std::optional<Layout> Layout::reshaped(std::span<const int64_t> new_shape) const {
+  validate();  // the arithmetic below relies on every extent fitting in int64
   Layout out;
   out.shape.assign(new_shape.begin(), new_shape.end());
   out.stride.assign(new_shape.size(), 1);
   out.offset = offset;
   int64_t new_numel = 1;
-  for (int64_t s : new_shape) {
+  for (int64_t s : new_shape)
     if (s < 0) throw std::invalid_argument("reshape: negative size");
-    if (__builtin_mul_overflow(new_numel, s, &new_numel))
+  // A size-0 dimension first: an empty shape's other sizes may be anything.
+  if (std::find(new_shape.begin(), new_shape.end(), 0) != new_shape.end()) new_numel = 0;
+  for (int64_t s : new_shape)
+    if (new_numel != 0 && __builtin_mul_overflow(new_numel, s, &new_numel))
       throw std::overflow_error("reshape: element count overflows int64");
-  }
   if (new_numel != numel())
     throw std::invalid_argument("reshape: cannot reshape " + str() + " (" +
                                 std::to_string(numel()) + " elements) to " +
@@ -112,12 +129,23 @@ std::optional<Layout> Layout::reshaped(std::span<const int64_t> new_shape) const
   int view_d = static_cast<int>(new_shape.size()) - 1;
   int64_t chunk_base_stride = stride.back();
   int64_t tensor_numel = 1, view_numel = 1;
+  // The products below are checked: a chunk's element count times its base
+  // stride may pass int64 even though its extent, (count - 1) times the
+  // stride, fits (a valid layout's extents all fit).
   for (int d = rank() - 1; d >= 0; --d) {
-    tensor_numel *= shape[d];
-    if (d == 0 || (shape[d - 1] != 1 && stride[d - 1] != tensor_numel * chunk_base_stride)) {
+    tensor_numel *= shape[d];  // <= numel()
+    int64_t next_stride;       // the stride dim d - 1 needs to join the chunk
+    const bool joins = d > 0 && (shape[d - 1] == 1 ||
+                                 (!__builtin_mul_overflow(tensor_numel, chunk_base_stride, &next_stride) &&
+                                  stride[d - 1] == next_stride));
+    if (!joins) {
       while (view_d >= 0 && (view_numel < tensor_numel || new_shape[view_d] == 1)) {
-        out.stride[view_d] = view_numel * chunk_base_stride;
-        view_numel *= new_shape[view_d];
+        // view_numel < tensor_numel keeps this in range for a dim of size
+        // > 1; a size-1 dim's stride addresses nothing, so where PyTorch's
+        // formula would overflow it gets the chunk's base stride.
+        if (__builtin_mul_overflow(view_numel, chunk_base_stride, &out.stride[view_d]))
+          out.stride[view_d] = chunk_base_stride;
+        view_numel *= new_shape[view_d];  // <= new_numel
         --view_d;
       }
       if (view_numel != tensor_numel) return std::nullopt;

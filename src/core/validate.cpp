@@ -50,6 +50,13 @@ bool check_tensor(const DLTensor* t, int which, std::array<int64_t, 5>& strides,
   if (t->ndim != 5)
     return fail(error, name + ": ndim is " + std::to_string(t->ndim) +
                            ", expected 5 (B, C, T, H, W)");
+  // A device type from a newer DLPack (kDLHexagon = 16, ...) is outside
+  // this header's enum: read its representation (loading it as the enum is
+  // undefined), and accept only the types DLPack 0.6 defines.
+  std::underlying_type_t<DLDeviceType> device;
+  std::memcpy(&device, &t->device.device_type, sizeof device);
+  if (device < kDLCPU || device > kDLCUDAManaged || device == 5 || device == 6)
+    return fail(error, name + ": device type " + std::to_string(device) + " is not one DLPack 0.6 defines");
   if (t->shape == nullptr) return fail(error, name + ": shape is null");
   if (t->data == nullptr) return fail(error, name + ": data is null");
   if (dtype_size(t->dtype) == 0)
@@ -61,15 +68,16 @@ bool check_tensor(const DLTensor* t, int which, std::array<int64_t, 5>& strides,
     if (t->shape[d] < 1)
       return fail(error, name + ": shape[" + std::to_string(d) + "] (" + kDims[d] +
                              ") is " + std::to_string(t->shape[d]) + ", must be >= 1");
-  // Compact strides when strides is NULL; checked arithmetic throughout.
-  if (t->strides == nullptr) {
-    int64_t s = 1;
-    for (int d = 4; d >= 0; --d) {
-      strides[d] = s;
-      if (__builtin_mul_overflow(s, t->shape[d], &s))
-        return fail(error, name + ": element count overflows int64");
-    }
-  } else {
+  // The element count fits in int64 whatever the strides (a broadcast view
+  // may be small in memory and huge in elements); compact strides when
+  // strides is NULL; checked arithmetic throughout.
+  int64_t numel = 1;
+  for (int d = 4; d >= 0; --d) {
+    if (t->strides == nullptr) strides[d] = numel;
+    if (__builtin_mul_overflow(numel, t->shape[d], &numel))
+      return fail(error, name + ": element count overflows int64");
+  }
+  if (t->strides != nullptr) {
     for (int d = 0; d < 5; ++d) {
       strides[d] = t->strides[d];
       if (strides[d] < 0)

@@ -45,6 +45,18 @@ struct Kernel {
 
   static int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 
+  // exp of x - max (<= 0, or NaN). xsimd::exp converts x / ln 2 to an
+  // integer before it looks at the range, and that conversion is undefined
+  // for -inf (the first tile's old maximum), NaN and huge |x| (found by the
+  // attention fuzz target: UBSan float-cast-overflow). exp is exactly 0
+  // below -1000 in every T, so clamping changes no result; NaN passes
+  // through, as the finiteness checks need.
+  static B exp_(const B& x) {
+    const auto nan = xsimd::isnan(x);  // not x != x: AVX-512 compares ordered (NaN != NaN is false)
+    const B y = xsimd::select(nan, B(T(0)), xsimd::min(xsimd::max(x, B(T(-1000))), B(T(80))));
+    return xsimd::select(nan, x, xsimd::exp(y));
+  }
+
   // Workspace layout (in T, each block 64-byte aligned). Queries are the
   // vector lanes everywhere: Q^T is D x bq_pad, S^T (then P^T) bk_pad x
   // bq_pad, O^T dv_pad x bq_pad. K and V are only ever broadcast, so they
@@ -201,6 +213,10 @@ struct Kernel {
     const int64_t nq = std::min(p.BQ, p.Sq - q0);
     const int64_t nq_pad = round_up(nq, W);
     const int64_t nq_vec = nq_pad / W;
+    // A scale beyond T's range (any finite double is legal) cannot be
+    // converted to T (undefined in C++): treat it as non-finite logits, so
+    // the caller recomputes in double.
+    if (!(std::fabs(p.scale) <= static_cast<double>(std::numeric_limits<T>::max()))) return false;
     const T scale = static_cast<T>(p.scale);
     const T neg_inf = -std::numeric_limits<T>::infinity();
     const int64_t es = storage_size(p.storage);
@@ -264,10 +280,10 @@ struct Kernel {
         // A logit that overflowed T (or a NaN) breaks the max subtraction;
         // the caller recomputes in double.
         if (!all_finite(m_new)) finite = false;
-        const B a = xsimd::exp(m_old - m_new);
+        const B a = exp_(m_old - m_new);
         B sum(T(0));
         for (int64_t j = 0; j < nk; ++j) {
-          const B e = xsimd::exp(B::load_aligned(col + j * ld) - m_new);
+          const B e = exp_(B::load_aligned(col + j * ld) - m_new);
           e.store_aligned(col + j * ld);
           sum += e;
         }

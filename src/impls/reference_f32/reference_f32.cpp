@@ -52,6 +52,15 @@ attncheck_status attention(const attncheck_attention* call, char* message, size_
     write_message(message, message_size, "reference_f32 computes in float32: f64 declined");
     return ATTNCHECK_UNSUPPORTED;
   }
+  // The spec allows any finite scale; in float32 a scale above FLT_MAX, or
+  // a logit scale * q.k beyond it, is inf and the max subtraction then
+  // gives NaN. reference_f32 is the plain float32 baseline, not a
+  // wide-range kernel: it declines those calls (found by the abi fuzz
+  // target; an implementation may decline any call it does not serve).
+  if (!(std::fabs(call->scale) <= std::numeric_limits<float>::max())) {
+    write_message(message, message_size, "reference_f32 computes in float32: |scale| above float's range declined");
+    return ATTNCHECK_UNSUPPORTED;
+  }
   const float scale = static_cast<float>(call->scale);
   const OperandIndex qi{&s, kQ}, ki{&s, kK}, vi{&s, kV}, oi{&s, kOut};
   std::vector<float> p(s.Sk);
@@ -67,6 +76,11 @@ attncheck_status attention(const attncheck_attention* call, char* message, size_
                    load(call->k, ki.group(n) + ki.channel(c) + ki.position(r));
           }
           p[r] = scale * dot;
+          if (!std::isfinite(p[r])) {
+            write_message(message, message_size,
+                          "reference_f32 computes in float32: a logit scale * q.k is not finite in float32, declined");
+            return ATTNCHECK_UNSUPPORTED;
+          }
           m = std::fmax(m, p[r]);
         }
         float sum = 0;

@@ -1,0 +1,200 @@
+// Fuzz target `attention`: bytes -> the case model (the same decoder the
+// properties' generator mirrors) -> one implementation in guarded memory ->
+// every property of the checker that accepts the case.
+//
+// (One property per input, chosen by its first byte; see below.)
+//
+// The implementation is a built-in (`cpu` or `reference_f32`, chosen by the
+// input) or, with ATTNCHECK_FUZZ_PLUGIN=path.so, one of that library's CPU
+// implementations (ATTNCHECK_FUZZ_IMPL=name to fix one). Calls run in this
+// process: libFuzzer and the sanitizers catch a crash, the guard pages turn
+// an out-of-bounds access into one. A property failure prints the case's
+// one-line text and the `attncheck verify --case` command that replays it,
+// then aborts, so libFuzzer keeps the input.
+//
+// Default limit (see fuzz/README.md): the decoder cuts a case's sizes until
+// it costs at most ATTNCHECK_FUZZ_MAX_FLOPS (default 2e3) flops of attention;
+// guarded memory refuses a case above 1 GiB of tensors (skipped, not a finding).
+#include <attncheck/decode.h>
+#include <attncheck/guarded.h>
+#include <attncheck/loader.h>
+#include <attncheck/properties.h>
+#include <attncheck/suite.h>
+
+#include "../src/impls/cpu/cpu_attention.h"
+#include "../src/impls/reference_f32/reference_f32.h"
+
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+extern "C" void __sanitizer_set_death_callback(void (*callback)(void)) __attribute__((weak));
+
+namespace {
+
+using namespace attncheck;
+
+struct Target {
+  std::shared_ptr<Plugin> plugin;     // null: the built-ins, linked in
+  std::vector<attncheck_impl> impls;  // the candidates, chosen per input
+  std::string verify_target;          // how `attncheck verify` names the library
+  double max_flops = 2e3;
+  bool all_properties = false;
+  bool print_case = false;  // print each case before checking it (replaying a crash)
+};
+
+std::string env(const char* name) {
+  const char* v = std::getenv(name);
+  return v ? v : "";
+}
+
+Target make_target() {
+  Target t;
+  if (const std::string f = env("ATTNCHECK_FUZZ_MAX_FLOPS"); !f.empty()) t.max_flops = std::stod(f);
+  t.all_properties = env("ATTNCHECK_FUZZ_ALL_PROPERTIES") == "1";
+  t.print_case = env("ATTNCHECK_FUZZ_PRINT_CASE") == "1";
+  const std::string path = env("ATTNCHECK_FUZZ_PLUGIN"), only = env("ATTNCHECK_FUZZ_IMPL");
+  if (path.empty()) {
+    cpu::set_threads(1);  // one exec, one thread: the fuzzer's -jobs parallelize
+    const attncheck_impl builtins[] = {{"cpu", kDLCPU, &cpu::attention},
+                                       {"reference_f32", kDLCPU, &reference_f32::attention}};
+    for (const auto& i : builtins)
+      if (only.empty() || only == i.name) t.impls.push_back(i);
+    if (t.impls.empty()) {
+      std::fprintf(stderr, "attention fuzz: ATTNCHECK_FUZZ_IMPL=%s is not a built-in (cpu, reference_f32)\n",
+                   only.c_str());
+      std::exit(2);
+    }
+    t.verify_target = "builtin:";
+    return t;
+  }
+  try {
+    t.plugin = Plugin::load(path);
+    if (!only.empty()) t.impls.push_back(t.plugin->find(only));
+    else
+      for (const auto& i : t.plugin->impls())
+        if (i.device_type == kDLCPU) t.impls.push_back(i);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "attention fuzz: %s\n", e.what());
+    std::exit(2);
+  }
+  if (t.impls.empty() || t.impls.front().device_type != kDLCPU) {
+    std::fprintf(stderr, "attention fuzz: %s has no CPU implementation to fuzz\n", path.c_str());
+    std::exit(2);
+  }
+  t.verify_target = path;
+  return t;
+}
+
+const Target& target() {
+  static const Target t = make_target();
+  return t;
+}
+
+std::string replay_command(const attncheck_impl& impl, const Case& c, const Property* p) {
+  const Target& t = target();
+  std::string s = "attncheck verify ";
+  if (t.plugin) s += shell_quote(t.verify_target) + " --impl " + impl.name;
+  else s += std::string("builtin:") + impl.name;
+  if (p) s += std::string(" --property ") + name_of(*p);
+  return s + " --case " + shell_quote(c.to_text());
+}
+
+// What a crash (a sanitizer report, a fault in the implementation) prints:
+// the case being run, so the finding replays without the input file. The
+// death callback works under the replay driver; libFuzzer takes the one
+// callback slot for itself (to save the input), so there a crash's case is
+// printed by replaying the input with ATTNCHECK_FUZZ_PRINT_CASE=1 (ci/fuzz
+// does).
+const attncheck_impl* g_impl = nullptr;
+const Case* g_case = nullptr;
+bool g_printed = false;
+
+void print_case(const Property* p) {
+  if (!g_impl || !g_case || g_printed) return;
+  std::fprintf(stderr, "ATTNCHECK_CASE: %s\nATTNCHECK_REPLAY: %s\n", g_case->to_text().c_str(),
+               replay_command(*g_impl, *g_case, p).c_str());
+}
+
+void on_death() { print_case(nullptr); }
+
+[[noreturn]] void found(const Property* p, const std::string& what, const std::vector<std::string>& details) {
+  std::fprintf(stderr, "\nattention fuzz: %s %s: %s\n", g_impl->name, p ? name_of(*p) : "case", what.c_str());
+  for (const auto& d : details) std::fprintf(stderr, "  %s\n", d.c_str());
+  print_case(p);
+  std::fflush(stderr);
+  g_case = nullptr;  // the death callback need not print it again
+  std::abort();
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerInitialize(int*, char***) {
+  target();
+  if (__sanitizer_set_death_callback) __sanitizer_set_death_callback(on_death);
+  return 0;
+}
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  const Target& t = target();
+  if (size < 2) return 0;
+  // Byte 0 picks the implementation and the property; the rest decodes to a
+  // case shaped for that property, as the RapidCheck suite generates each
+  // property's cases (metamorphic properties need unshared, unbroadcast
+  // inputs, robustness needs large or tied values). One property per input
+  // keeps the target near 1,000 execs/s; libFuzzer's coverage steers over
+  // all eight. ATTNCHECK_FUZZ_ALL_PROPERTIES=1 checks every property that
+  // accepts the case on every input instead (about 8x slower).
+  const attncheck_impl& impl = t.impls[data[0] % t.impls.size()];
+  const auto chosen = static_cast<Property>((data[0] / t.impls.size()) % kPropertyCount);
+  DecodeOptions opt;
+  opt.max_flops = t.max_flops;
+  opt.property = chosen;
+  const Case c = decode_case(data + 1, size - 1, opt);
+  g_impl = &impl;
+  g_case = &c;
+  g_printed = false;
+  if (t.print_case) {
+    print_case(t.all_properties ? nullptr : &chosen);
+    g_printed = true;
+  }
+
+  // The text form is the replay: it must parse back to the same case.
+  try {
+    if (!(Case::parse(c.to_text()) == c)) found(nullptr, "the case's text does not parse back to the case", {});
+  } catch (const std::exception& e) {
+    found(nullptr, std::string("the case's text does not parse: ") + e.what(), {});
+  }
+
+  CheckOptions check;
+  check.run.fork = false;
+  check.diagnose = false;
+  for (Property p : all_properties()) {
+    if ((!t.all_properties && p != chosen) || !property_accepts(p, c)) continue;
+    Verdict v;
+    try {
+      v = check_property(p, impl, c, check);
+    } catch (const std::invalid_argument& e) {
+      // Cases the guarded memory refuses (too large) are not findings.
+      if (std::string(e.what()).find("MiB of tensor memory") != std::string::npos) break;
+      found(&p, std::string("the checker threw: ") + e.what(), {});
+    } catch (const std::exception& e) {
+      found(&p, std::string("the checker threw: ") + e.what(), {});
+    }
+    if (v.kind == Verdict::fail) {
+      // Name the wrong semantics where one matches (only on failure: it costs).
+      CheckOptions d = check;
+      d.diagnose = true;
+      const Verdict dv = check_property(p, impl, c, d);
+      const Verdict& w = dv.kind == Verdict::fail ? dv : v;
+      auto details = w.details;
+      if (!w.diagnosis.empty()) details.push_back("diagnosis: " + w.diagnosis);
+      found(&p, w.summary, details);
+    }
+  }
+  g_case = nullptr;
+  return 0;
+}
