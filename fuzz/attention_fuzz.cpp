@@ -12,7 +12,7 @@
 // one-line text and the `attncheck verify --case` command that replays it,
 // then aborts, so libFuzzer keeps the input.
 //
-// Default limit (see fuzz/README.md): the decoder cuts a case's sizes until
+// Default limit (see the README, "Fuzzing"): the decoder cuts a case's sizes until
 // it costs at most ATTNCHECK_FUZZ_MAX_FLOPS (default 2e3) flops of attention;
 // guarded memory refuses a case above 1 GiB of tensors (skipped, not a finding).
 #include <attncheck/decode.h>
