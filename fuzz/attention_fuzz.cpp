@@ -32,6 +32,7 @@
 #include <vector>
 
 extern "C" void __sanitizer_set_death_callback(void (*callback)(void)) __attribute__((weak));
+extern "C" void __asan_set_error_report_callback(void (*callback)(const char*)) __attribute__((weak));
 
 namespace {
 
@@ -104,13 +105,16 @@ std::string replay_command(const attncheck_impl& impl, const Case& c, const Prop
 }
 
 // What a crash (a sanitizer report, a fault in the implementation) prints:
-// the case being run, so the finding replays without the input file. The
-// death callback works under the replay driver; libFuzzer takes the one
-// callback slot for itself (to save the input), so there a crash's case is
-// printed by replaying the input with ATTNCHECK_FUZZ_PRINT_CASE=1 (ci/fuzz
-// does).
+// the case being run, so the finding replays without the input file.
+// AddressSanitizer's report callback covers its reports and the faults it
+// handles (a guard page hit inside the implementation), under libFuzzer as
+// under the replay driver; the death callback covers the rest under the
+// replay driver only (libFuzzer takes that one slot for itself, to save the
+// input). Where neither printed it (a UBSan report under libFuzzer), ci/fuzz
+// replays the input with ATTNCHECK_FUZZ_PRINT_CASE=1.
 const attncheck_impl* g_impl = nullptr;
 const Case* g_case = nullptr;
+const Property* g_property = nullptr;  // the one property run, or null: all of them
 bool g_printed = false;
 
 void print_case(const Property* p) {
@@ -119,7 +123,11 @@ void print_case(const Property* p) {
                replay_command(*g_impl, *g_case, p).c_str());
 }
 
-void on_death() { print_case(nullptr); }
+void on_death() { print_case(g_property); }
+void on_asan_report(const char*) {
+  print_case(g_property);
+  g_printed = true;
+}
 
 [[noreturn]] void found(const Property* p, const std::string& what, const std::vector<std::string>& details) {
   std::fprintf(stderr, "\nattention fuzz: %s %s: %s\n", g_impl->name, p ? name_of(*p) : "case", what.c_str());
@@ -135,6 +143,7 @@ void on_death() { print_case(nullptr); }
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
   target();
   if (__sanitizer_set_death_callback) __sanitizer_set_death_callback(on_death);
+  if (__asan_set_error_report_callback) __asan_set_error_report_callback(on_asan_report);
   return 0;
 }
 
@@ -156,9 +165,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const Case c = decode_case(data + 1, size - 1, opt);
   g_impl = &impl;
   g_case = &c;
+  g_property = t.all_properties ? nullptr : &chosen;
   g_printed = false;
   if (t.print_case) {
-    print_case(t.all_properties ? nullptr : &chosen);
+    print_case(g_property);
     g_printed = true;
   }
 
