@@ -13,7 +13,7 @@ AttnBlock3D's; add a sixth argument `axes: str` ("spatial", "temporal",
 "spatiotemporal") to be checked on all three families.
 
 With --test-modules it also writes the broken modules the adapter's tests use
-(all_axes.pt, wrong_shape.pt, raises.pt). Needs Debian's python3-torch.
+(all_axes.pt, wrong_shape.pt, raises.pt, wrong_arity.pt). Needs Debian's python3-torch.
 """
 import os
 import sys
@@ -93,6 +93,11 @@ class WrongShape(torch.nn.Module):
         return q.flatten()
 
 
+class WrongArity(torch.nn.Module):
+    def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        return q
+
+
 class Raises(torch.nn.Module):
     def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int,
                 scale: float) -> torch.Tensor:
@@ -110,7 +115,8 @@ def main(argv):
     os.makedirs(out, exist_ok=True)
     modules = {"attnblock3d_fixed": AttnBlock3DCore(), "attnblock3d_legacy": AttnBlock3DCoreLegacy()}
     if "--test-modules" in argv:
-        modules.update(all_axes=AllAxes(), wrong_shape=WrongShape(), raises=Raises())
+        modules.update(all_axes=AllAxes(), wrong_shape=WrongShape(), raises=Raises(),
+                       wrong_arity=WrongArity())
     for name, m in modules.items():
         path = os.path.join(out, name + ".pt")
         torch.jit.script(m).save(path)

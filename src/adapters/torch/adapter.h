@@ -29,7 +29,9 @@ std::string one_line(const std::string& text);
 void say(char* message, size_t size, const std::string& text);
 
 // `torchscript`: ATTNCHECK_TORCHSCRIPT's module (torchscript.cpp).
-void torchscript_preload();
+// Loads ATTNCHECK_TORCHSCRIPT's module (once); false when it is named but
+// does not load (the reason is printed on stderr).
+bool torchscript_offered();
 attncheck_status torchscript_attention(const attncheck_attention* call, char* message, size_t size);
 
 }  // namespace attncheck::torch_adapter

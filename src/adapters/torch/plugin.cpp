@@ -244,7 +244,7 @@ extern "C" __attribute__((visibility("default"))) const attncheck_impl* attnchec
     int abi_version, size_t* count) {
   using namespace attncheck::torch_adapter;
   if (abi_version != ATTNCHECK_ABI_VERSION) return nullptr;
-  torchscript_preload();
-  *count = sizeof kImpls / sizeof kImpls[0];
+  // torchscript is last: left out when its module is named but does not load.
+  *count = sizeof kImpls / sizeof kImpls[0] - (torchscript_offered() ? 0 : 1);
   return kImpls;
 }

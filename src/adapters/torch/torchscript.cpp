@@ -1,12 +1,17 @@
 // `torchscript`: a user's TorchScript module behind the ABI. The file named by
 // ATTNCHECK_TORCHSCRIPT is loaded once, when the plugin is loaded (verify's
 // forked children inherit it); its forward(q, k, v, heads, scale) returns out.
+// A file that is named but does not load (missing, not TorchScript, no
+// forward, wrong arity) is a load error: the plugin says why on stderr and
+// does not offer `torchscript`, so `verify --impl torchscript` exits 2. With
+// the variable unset, `torchscript` is offered and each call fails saying so.
 // A forward with a sixth argument, axes: str ("spatial", "temporal",
 // "spatiotemporal"), serves all three families; one without serves spatial
 // (AttnBlock3D's) and declines the others.
 #include <torch/csrc/jit/runtime/graph_executor.h>
 #include <torch/script.h>
 
+#include <cstdio>
 #include <filesystem>
 #include <optional>
 
@@ -28,10 +33,9 @@ std::string shape_text(at::IntArrayRef s) {
 
 }  // namespace
 
-void torchscript_preload() {
-  static bool done = false;
-  if (done) return;
-  done = true;
+namespace {
+
+void load_module() {
   const char* path = std::getenv("ATTNCHECK_TORCHSCRIPT");
   if (!path || !*path) {
     g_error =
@@ -73,6 +77,19 @@ void torchscript_preload() {
   } catch (const std::exception& e) {
     g_error = where + "cannot load: " + one_line(e.what());
   }
+}
+
+}  // namespace
+
+bool torchscript_offered() {
+  static const bool offered = [] {
+    load_module();
+    const char* path = std::getenv("ATTNCHECK_TORCHSCRIPT");
+    if (g_module || !path || !*path) return true;
+    std::fprintf(stderr, "torch.so: `torchscript` is not offered: %s\n", g_error.c_str());
+    return false;
+  }();
+  return offered;
 }
 
 attncheck_status torchscript_attention(const attncheck_attention* call, char* message,
