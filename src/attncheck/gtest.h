@@ -21,6 +21,9 @@
 //   ATTNCHECK_STRICT  1: bitwise layout invariance and independence
 //   ATTNCHECK_FORK    0: call the kernel in-process (a fault then crashes)
 //   ATTNCHECK_CASE    a case's one-line text: run only that case (replay)
+//   RC_PARAMS         RapidCheck's parameters: max_success (cases), seed,
+//                     max_size, max_discard_ratio, noshrink; ATTNCHECK_CASES
+//                     and ATTNCHECK_SEED win over max_success and seed
 #pragma once
 
 #include <attncheck/plugin.h>

@@ -23,9 +23,26 @@ struct SuiteOptions {
   bool fork = true;
   int max_shrinks = 1000;      // RapidCheck's shrink tries per failure
   int max_case_shrinks = 400;  // attncheck's case shrinker's tries
+  int max_size = 100;          // RapidCheck's size: the generated cases grow up to it
+  int max_discard_ratio = 10;  // RapidCheck's discards per accepted case
+  bool shrink = true;          // false: report the first failing case as it was generated
   // Called after each generated case (for a progress line), may be empty.
   std::function<void(int done, int total)> progress;
 };
+
+// RapidCheck's own parameters as RC_PARAMS sets them (RapidCheck's syntax,
+// e.g. RC_PARAMS="max_success=200 max_size=50 noshrink=1"): only the keys
+// RC_PARAMS names. Throws std::invalid_argument ("RC_PARAMS: ...") when it
+// does not parse or a value is out of range. A malformed RC_PARAMS would
+// otherwise make RapidCheck exit the process on its first use.
+struct RapidCheckParams {
+  std::optional<int> max_success;
+  std::optional<uint64_t> seed;
+  std::optional<int> max_size;
+  std::optional<int> max_discard_ratio;
+  std::optional<bool> noshrink;
+};
+RapidCheckParams rapidcheck_params_from_env();
 
 struct Failure {
   Case c;     // the minimal case

@@ -86,6 +86,13 @@ class PropertyTest : public ::testing::Test {
 
 SuiteOptions options_from_env() {
   SuiteOptions opt;
+  // RapidCheck's own parameters first; attncheck's variables win over them.
+  const RapidCheckParams rc = rapidcheck_params_from_env();
+  if (rc.max_success) opt.cases = *rc.max_success;
+  if (rc.seed) opt.seed = *rc.seed;
+  if (rc.max_size) opt.max_size = *rc.max_size;
+  if (rc.max_discard_ratio) opt.max_discard_ratio = *rc.max_discard_ratio;
+  if (rc.noshrink) opt.shrink = !*rc.noshrink;
   if (const char* v = env("ATTNCHECK_CASES")) {
     char* end = nullptr;
     const long n = std::strtol(v, &end, 10);

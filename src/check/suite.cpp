@@ -6,7 +6,9 @@
 #include <rapidcheck/detail/TestListener.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <iostream>
+#include <stdexcept>
 
 namespace attncheck {
 
@@ -38,9 +40,11 @@ void count(Coverage* cov, const Case& c, const Verdict& v) {
 }
 
 // RapidCheck prints "Using configuration: ..." to stderr when it first
-// loads RC_PARAMS; attncheck reports its own seed, so load it quietly.
+// loads RC_PARAMS; attncheck reports its own seed, so load it quietly (after
+// checking it: RapidCheck exits the process on a malformed one).
 void load_rapidcheck_configuration_quietly() {
   static const bool loaded = [] {
+    rapidcheck_params_from_env();
     auto* saved = std::cerr.rdbuf(nullptr);
     rc::detail::configuration();
     std::cerr.rdbuf(saved);
@@ -57,6 +61,36 @@ CheckOptions check_options(const SuiteOptions& opt) {
 }
 
 }  // namespace
+
+RapidCheckParams rapidcheck_params_from_env() {
+  const char* text = std::getenv("RC_PARAMS");
+  RapidCheckParams r;
+  if (!text || !*text) return r;
+  // Parsed twice with different defaults: a key RC_PARAMS names has the
+  // same value in both.
+  rc::detail::Configuration a, b;
+  a.testParams = {1, 1, 1, 1, false};
+  b.testParams = {2, 2, 2, 2, true};
+  try {
+    a = rc::detail::configFromString(text, a);
+    b = rc::detail::configFromString(text, b);
+  } catch (const std::exception& e) {
+    throw std::invalid_argument(std::string("RC_PARAMS: ") + e.what());
+  }
+  const rc::detail::TestParams &x = a.testParams, &y = b.testParams;
+  auto at_least = [](const char* key, int v, int min) {
+    if (v < min)
+      throw std::invalid_argument(std::string("RC_PARAMS: ") + key + " must be at least " + std::to_string(min) +
+                                  ", not " + std::to_string(v));
+    return v;
+  };
+  if (x.maxSuccess == y.maxSuccess) r.max_success = at_least("max_success", x.maxSuccess, 1);
+  if (x.seed == y.seed) r.seed = x.seed;
+  if (x.maxSize == y.maxSize) r.max_size = x.maxSize;  // RapidCheck refuses negative ones
+  if (x.maxDiscardRatio == y.maxDiscardRatio) r.max_discard_ratio = x.maxDiscardRatio;
+  if (x.disableShrinking == y.disableShrinking) r.noshrink = x.disableShrinking;
+  return r;
+}
 
 std::string shell_quote(const std::string& s) {
   std::string q = "'";
@@ -104,16 +138,18 @@ PropertyOutcome run_property(const attncheck_impl& impl, Property p, Axes axes, 
   params.seed = opt.seed * 0x9e3779b97f4a7c15ull + static_cast<uint64_t>(p) * 1000003 +
                 static_cast<uint64_t>(axes) * 7919 + static_cast<uint64_t>(dtype) * 104729;
   params.maxSuccess = opt.cases;
-  params.maxSize = 100;
-  params.maxDiscardRatio = 10;
+  params.maxSize = opt.max_size;
+  params.maxDiscardRatio = opt.max_discard_ratio;
+  params.disableShrinking = !opt.shrink;
   rc::detail::TestMetadata meta;
   meta.id = std::string(impl.name) + "/" + name_of(p);
   rc::detail::checkTestable(body, meta, params, listener);
   if (r.failure) {
-    r.failure->c = shrink_case(
-        r.failure->c,
-        [&](const Case& c) { return property_accepts(p, c) && check_property(p, impl, c, search).kind == Verdict::fail; },
-        opt.max_case_shrinks);
+    if (opt.shrink)
+      r.failure->c = shrink_case(
+          r.failure->c,
+          [&](const Case& c) { return property_accepts(p, c) && check_property(p, impl, c, search).kind == Verdict::fail; },
+          opt.max_case_shrinks);
     CheckOptions d = check_options(opt);
     d.compare_f32 = true;
     const Verdict v = check_property(p, impl, r.failure->c, d);

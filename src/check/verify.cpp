@@ -97,6 +97,14 @@ bool write_junit(const std::string& path, const std::vector<Run>& runs, int fail
 }  // namespace
 
 int run_verify(const VerifyOptions& opt, std::ostream& out, std::ostream& err) {
+  // verify takes its cases and seed from its options, not from RC_PARAMS; a
+  // malformed RC_PARAMS is still an error (RapidCheck would exit on it).
+  try {
+    rapidcheck_params_from_env();
+  } catch (const std::invalid_argument& e) {
+    err << "attncheck: " << e.what() << "\n";
+    return 2;
+  }
   std::shared_ptr<Plugin> plugin;
   std::vector<attncheck_impl> impls;
   const bool builtin = opt.target.rfind("builtin:", 0) == 0;
