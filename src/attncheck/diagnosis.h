@@ -12,7 +12,10 @@ namespace attncheck {
 // without permute, interleaved heads, softmax over queries, wrong scales,
 // a compact layout assumed for one tensor, k's strides used for v, the byte
 // offset ignored, inner stride taken as 1) and returns the sentence naming
-// the first one that `got` matches, or "" when none does.
+// the one that `got` matches (and, in parentheses, any other that gives the
+// same output on this case); otherwise "". (Where none matches and out has
+// NaN, the semantics property reruns the call to say where the NaN came
+// from.)
 std::string diagnose(const GuardedCase& g, const ref::Tensor& got, const Expectation& e);
 
 }  // namespace attncheck

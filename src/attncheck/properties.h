@@ -38,8 +38,9 @@ struct Verdict {
   std::string summary;               // one line: what failed, or why declined
   std::vector<std::string> details;  // first differing element, bounds, ...
   std::string diagnosis;             // the named wrong semantics it matches, or ""
+  bool wrong_values = false;         // failed because out's values are wrong (diagnosis applies)
   double worst_ratio = 0;            // max error / bound over the checked outputs
-  double f32_ratio = -1;             // error / reference_f32's error (semantics), -1 if not computed
+  double f32_ratio = -1;             // error / max(reference_f32's error, u max|out|) (semantics), -1 if not computed
 };
 
 Verdict check_property(Property p, const attncheck_impl& impl, const Case& c,

@@ -115,11 +115,25 @@ std::string diagnose(const GuardedCase& g, const ref::Tensor& got, const Expecta
       }
     }
   }
+  // Every candidate is evaluated: on a small case several can give the same
+  // output (k compact makes "v with k's strides" and "v as if compact" one
+  // reading), and the user should see each.
+  std::vector<std::string> hits;
   for (const auto& cand : cands) {
     try {
-      if (matches(got, cand.eval(), e)) return cand.text;
+      if (matches(got, cand.eval(), e)) hits.push_back(cand.text);
     } catch (const std::exception&) {
     }
+  }
+  if (!hits.empty()) {
+    std::string text = hits[0];
+    const std::string prefix = "output equals ";
+    for (size_t i = 1; i < hits.size(); ++i) {
+      const std::string& h = hits[i];
+      text += (i == 1 ? " (on this case, equally: " : "; ") +
+              (h.rfind(prefix, 0) == 0 ? h.substr(prefix.size()) : h);
+    }
+    return hits.size() > 1 ? text + ")" : text;
   }
   return "";
 }

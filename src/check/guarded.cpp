@@ -279,6 +279,24 @@ void GuardedCase::reset_out() {
   std::memset(b.map->region, kOutCanary, b.map->region_size);
 }
 
+void GuardedCase::refill_around_inputs(unsigned char fill) {
+  for (auto& b : buffers_) {
+    if (!b.input) continue;
+    std::vector<bool> element(b.map->region_size, false);
+    for (int r : b.roles) {
+      const auto& t = t_[r];
+      ref::for_each_index(t.shape, [&](std::span<const int64_t> s) {
+        const size_t at = static_cast<size_t>(t.data + t.layout.index(s) * static_cast<int64_t>(elem_) -
+                                              b.map->region);
+        for (size_t i = 0; i < elem_; ++i) element[at + i] = true;
+      });
+    }
+    for (size_t i = 0; i < b.map->region_size; ++i)
+      if (!element[i]) b.map->region[i] = static_cast<std::byte>(fill);
+    b.checksum = region_checksum(b);
+  }
+}
+
 std::string GuardedCase::check_memory() const {
   for (const auto& b : buffers_) {
     if (b.input) {

@@ -152,6 +152,71 @@ std::string num(long double x) {
   return b;
 }
 
+// Where out has NaN and the spec a value: whether the NaN is poison read
+// from outside the views (it goes away when the bytes around the views hold
+// a finite pattern instead) or the arithmetic's own (inf - inf, 0/0).
+struct NanSource {
+  enum Kind { none, poison, arithmetic, unknown } kind = none;
+  std::array<int64_t, 5> at{};  // the first such element
+  std::string rerun;           // unknown: what the rerun gave instead of an output
+};
+
+NanSource nan_source(const attncheck_impl& impl, GuardedCase& g, const ref::Tensor& got, const ref::Tensor& want,
+                     const CheckOptions& opt) {
+  NanSource s;
+  int64_t first = -1;
+  for (int64_t i = 0; i < got.numel() && first < 0; ++i)
+    if (std::isnan(got[i]) && !std::isnan(want[i])) first = i;
+  if (first < 0) return s;
+  int64_t rest = first;
+  for (int d = 4; d >= 0; --d) s.at[d] = rest % want.shape[d], rest /= want.shape[d];
+  g.refill_around_inputs(kFinitePoison);
+  g.reset_out();
+  const Outcome o = run_once(impl, g, opt);
+  g.refill_around_inputs(kInputPoison);
+  if (!o.run.finding.empty() || o.run.status != ATTNCHECK_OK) {
+    s.kind = NanSource::unknown;
+    s.rerun = o.run.finding.empty() ? "status " + std::to_string(o.run.status) + ": " + o.run.message
+                                    : o.run.finding;
+    return s;
+  }
+  s.kind = NanSource::arithmetic;
+  for (int64_t i = 0; i < got.numel(); ++i)
+    if (std::isnan(got[i]) && !std::isnan(want[i]) && !std::isnan(o.out[i])) s.kind = NanSource::poison;
+  return s;
+}
+
+// What made the NaN of a semantics failure that no named wrong semantics
+// explains.
+std::string nan_diagnosis(const NanSource& s, const GuardedCase& g) {
+  const std::string where = "out" + index_text(s.at) + " is NaN where the reference has a value";
+  switch (s.kind) {
+    case NanSource::none: return "";
+    case NanSource::poison:
+      return where + ", and finite when the memory around the views holds finite values instead of NaN: the "
+                     "implementation read memory outside the views";
+    case NanSource::unknown: return where + "; rerun with finite memory around the views: " + s.rerun;
+    case NanSource::arithmetic: break;
+  }
+  std::string text = where + ", also with finite memory around the views: the arithmetic made it";
+  // Logits past exp's overflow: the classic cause.
+  const ref::AttentionTrace t = ref::trace_attention(reference_args(g));
+  long double top = 0;
+  for (int64_t i = 0; i < t.logits.numel(); ++i) top = std::max(top, std::fabs(t.logits[i]));
+  const double overflow = g.spec().dtype == DType::f64 ? 709.78 : 88.72;  // log of the accumulator's max
+  if (top > overflow) {
+    char b[200];
+    std::snprintf(b, sizeof b,
+                  " (logits reach %.4g, past exp's overflow at %.2f: without the maximum subtracted exp gives "
+                  "inf, and inf/inf is NaN)",
+                  static_cast<double>(top), overflow);
+    text += b;
+  } else {
+    text += " (inf - inf or 0/0)";
+  }
+  return text;
+}
+
 double f32_error(GuardedCase& g, const Expectation& e) {
   const Case& c = g.spec();
   if (c.dtype == DType::f64) return -1;
@@ -183,18 +248,28 @@ Verdict semantics(const attncheck_impl& impl, const Case& c, const CheckOptions&
   const Comparison cmp = compare(o.out, e);
   v.worst_ratio = cmp.worst_ratio;
   if (opt.compare_f32) {
+    // The denominator is floored at one unit roundoff of the output's
+    // magnitude: reference_f32 is often exact on small cases, and a ratio
+    // to an error of 0 (or 1e-300) says nothing.
     const double base = f32_error(g, e);
-    if (base >= 0)
-      v.f32_ratio = static_cast<double>(cmp.max_error) / std::max(base, std::numeric_limits<double>::min());
+    long double biggest = 0;
+    for (int64_t i = 0; i < e.want.numel(); ++i) biggest = std::max(biggest, std::fabs(e.want[i]));
+    const double floor = std::max(unit_roundoff(c.dtype) * static_cast<double>(biggest),
+                                  std::numeric_limits<double>::min());
+    if (base >= 0) v.f32_ratio = static_cast<double>(cmp.max_error) / std::max(base, floor);
   }
   if (cmp.ok) return v;
   v.kind = Verdict::fail;
+  v.wrong_values = true;
   v.summary = std::to_string(cmp.failing) + " of " + std::to_string(e.want.numel()) +
               " output elements differ from the reference";
   v.details.push_back("first at out" + index_text(cmp.first) + ": expected " + num(cmp.want) + ", got " +
                       num(cmp.got) + ", |error| " + num(std::fabs(cmp.got - cmp.want)) + " > bound " +
                       num(cmp.bound));
-  if (opt.diagnose) v.diagnosis = diagnose(g, o.out, e);
+  if (opt.diagnose) {
+    v.diagnosis = diagnose(g, o.out, e);
+    if (v.diagnosis.empty()) v.diagnosis = nan_diagnosis(nan_source(impl, g, o.out, e.want, opt), g);
+  }
   return v;
 }
 
@@ -203,19 +278,20 @@ Verdict memory(const attncheck_impl& impl, const Case& c, const CheckOptions& op
   GuardedCase g(c);
   const Outcome o = run_once(impl, g, opt);
   if (unusable(o, v)) return v;
-  // Poison is NaN: a NaN in out where the reference is finite came from a
-  // read outside the views.
+  // Poison is NaN: a NaN in out where the reference has a value came from
+  // a read outside the views if it goes away with finite bytes around them
+  // (else the arithmetic made it: semantics' and robustness' business).
   const ref::Tensor want = ref::attention(reference_args(g));
-  int64_t flat = 0;
-  ref::for_each_index(want.shape, [&](std::span<const int64_t> idx) {
-    const int64_t i = flat++;
-    if (v.kind == Verdict::fail) return;
-    if (std::isnan(o.out[i]) && std::isfinite(want[i])) {
-      v.kind = Verdict::fail;
-      v.summary = "NaN in out" + index_text({idx[0], idx[1], idx[2], idx[3], idx[4]}) +
-                  ": poisoned memory outside the views was read";
-    }
-  });
+  const NanSource nan = nan_source(impl, g, o.out, want, opt);
+  if (nan.kind == NanSource::poison || nan.kind == NanSource::unknown) {
+    v.kind = Verdict::fail;
+    v.summary = "NaN in out" + index_text(nan.at) + ": poisoned memory outside the views was read";
+    if (nan.kind == NanSource::unknown)
+      v.summary += " (not confirmed: the rerun with finite bytes around the views gave " + nan.rerun + ")";
+    else
+      v.details.push_back("with finite bytes around the views instead of NaN, that element is finite");
+    return v;
+  }
   if (v.kind != Verdict::fail) {
     const std::string unwritten = g.check_unwritten(want);
     if (!unwritten.empty()) {

@@ -181,7 +181,7 @@ void print_failure(std::ostream& out, const PropertyOutcome& r, const std::strin
       << ") after " << r.cases_before_failure + 1 << " case(s)\n";
   out << "    " << f.v.summary << "\n";
   for (const auto& d : f.v.details) out << "    " << d << "\n";
-  if (r.property == Property::semantics || r.property == Property::robustness)
+  if (f.v.wrong_values || !f.v.diagnosis.empty())
     out << "    diagnosis: " << (f.v.diagnosis.empty() ? "no known wrong semantics matches" : f.v.diagnosis)
         << "\n";
   out << "    minimal case: " << ref::name_of(c.axes) << " " << ref::name_of(c.dtype) << ", B=" << c.B
