@@ -66,6 +66,9 @@ class GuardedCase {
   // Rewrites every byte of the input mappings that is not an element of a
   // view with `fill` (the elements keep their values).
   void refill_around_inputs(unsigned char fill);
+  // What the bytes around the input views hold now (a device harness fills
+  // its guard bands with it too).
+  unsigned char input_fill() const { return input_fill_; }
   // True when every element v reads lies inside one of this case's mappings
   // (so the reference may evaluate a misread of the same memory safely).
   bool readable(const ref::View& v) const;
@@ -96,6 +99,7 @@ class GuardedCase {
   std::array<Tensor, 4> t_;
   attncheck_attention call_{};
   size_t elem_ = 4;
+  unsigned char input_fill_ = kInputPoison;
 
   uint64_t region_checksum(const Buffer& b) const;
 };

@@ -280,6 +280,7 @@ void GuardedCase::reset_out() {
 }
 
 void GuardedCase::refill_around_inputs(unsigned char fill) {
+  input_fill_ = fill;
   for (auto& b : buffers_) {
     if (!b.input) continue;
     std::vector<bool> element(b.map->region_size, false);
