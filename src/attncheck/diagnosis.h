@@ -11,7 +11,9 @@ namespace attncheck {
 // Evaluates every named wrong semantics on the case's inputs (reshape
 // without permute, interleaved heads, softmax over queries, wrong scales,
 // a compact layout assumed for one tensor, k's strides used for v, the byte
-// offset ignored, inner stride taken as 1) and returns the sentence naming
+// offset ignored, inner stride taken as 1, a C stride of 1 taken for packed
+// channels-last, an unmasked tail tile in the normalizer, probabilities
+// rounded to bfloat16) and returns the sentence naming
 // the one that `got` matches (and, in parentheses, any other that gives the
 // same output on this case); otherwise "". (Where none matches and out has
 // NaN, the semantics property reruns the call to say where the NaN came

@@ -1,4 +1,5 @@
 #include <attncheck/diagnosis.h>
+#include <attncheck/reference/einsum.h>
 
 #include <cmath>
 #include <functional>
@@ -100,6 +101,83 @@ std::string diagnose(const GuardedCase& g, const ref::Tensor& got, const Expecta
         variant("with its innermost stride taken as 1", l);
       }
     }
+    if (real.layout.stride[1] == 1) {
+      // A size-1 (or any) C with stride 1 taken for channels-last, and the
+      // strides rebuilt for it packed.
+      const auto& s = real.layout.shape;
+      Layout l = real.layout;
+      l.stride = {s[1] * s[2] * s[3] * s[4], 1, s[3] * s[4] * s[1], s[4] * s[1], s[1]};
+      if (l.stride != real.layout.stride)
+        variant("as packed channels-last (B, T, H, W, C): its C stride is 1, so a format check took it for "
+                "channels-last",
+                l);
+    }
+  }
+  {
+    // The format check applied to every input at once (it usually is).
+    ref::AttentionArgs b = a;
+    ref::View* views[3] = {&b.q, &b.k, &b.v};
+    std::string names;
+    bool readable = true;
+    for (int r = 0; r < 3; ++r) {
+      ref::View& v = *views[r];
+      const auto& s = v.layout.shape;
+      const std::vector<int64_t> cl{s[1] * s[2] * s[3] * s[4], 1, s[3] * s[4] * s[1], s[4] * s[1], s[1]};
+      if (v.layout.stride[1] != 1 || v.layout.stride == cl) continue;
+      v.layout.stride = cl;
+      readable &= g.readable(v);
+      names += (names.empty() ? "" : ", ") + std::string(role_name(r));
+    }
+    if (readable && names.find(',') != std::string::npos)
+      cands.push_back({"output equals attention reading " + names +
+                           " as packed channels-last (B, T, H, W, C): their C stride is 1, so a format check "
+                           "took them for channels-last",
+                       with_args(b)});
+  }
+  // Wrong softmax arithmetic, from the reference's own intermediates.
+  {
+    const ref::AttentionTrace t = ref::trace_attention(a);
+    const int64_t N = t.P.shape[0], heads = t.P.shape[1], Sq = t.P.shape[2], Sk = t.P.shape[3];
+    const int64_t Dv = t.o.shape[2];
+    // Keys padded to a tile multiple with logit 0 and value 0, whose exp(0 - max) still enters the
+    // normalizer (flashinfer PR #5090).
+    int64_t last_extra = 0;
+    for (int64_t tile : {8, 16, 32, 64, 128}) {
+      const int64_t extra = (Sk + tile - 1) / tile * tile - Sk;
+      if (extra == 0 || extra == last_extra) continue;  // no padding, or the previous tile's
+      last_extra = extra;
+      cands.push_back({"output equals attention with the keys padded to a multiple of " + std::to_string(tile) +
+                           " and the padding's exp(0 - max) counted in the softmax's normalizer (a tail tile "
+                           "not masked)",
+                       [t, a, N, heads, Sq, Sk, Dv, extra] {
+                         ref::Tensor o(t.o.shape);
+                         for (int64_t n = 0; n < N; ++n)
+                           for (int64_t h = 0; h < heads; ++h)
+                             for (int64_t p = 0; p < Sq; ++p) {
+                               long double m = -INFINITY, s = 0;
+                               for (int64_t r = 0; r < Sk; ++r)
+                                 m = std::max(m, t.logits[((n * heads + h) * Sq + p) * Sk + r]);
+                               for (int64_t r = 0; r < Sk; ++r)
+                                 s += std::exp(t.logits[((n * heads + h) * Sq + p) * Sk + r] - m);
+                               const long double f = s / (s + extra * std::exp(-m));
+                               for (int64_t e = 0; e < Dv; ++e) {
+                                 const int64_t i = ((n * heads + h) * Dv + e) * Sq + p;
+                                 o[i] = t.o[i] * f;
+                               }
+                             }
+                         return ref::ungroup(o.view(), a);
+                       }});
+    }
+    // The probabilities rounded to bfloat16 before the PV product.
+    cands.push_back({"output equals attention with the probabilities rounded to bfloat16 before the product "
+                     "with v",
+                     [t, a] {
+                       ref::Tensor P = t.P;
+                       P.data = std::make_shared<std::vector<ref::real>>(*t.P.data);
+                       for (int64_t i = 0; i < P.numel(); ++i) P[i] = ref::round_to(DType::bf16, P[i]);
+                       const ref::View pv[2] = {P.view(), t.v};
+                       return ref::ungroup(ref::einsum("ngpr,ngdr->ngdp", pv).view(), a);
+                     }});
   }
   {
     const ref::View v = g.view(kRoleV);
