@@ -319,6 +319,40 @@ TEST(Diagnosis, NamesEveryReadingThatGivesTheOutput) {
   EXPECT_NE(v.diagnosis.find("attention reading v with k's strides"), std::string::npos) << v.diagnosis;
 }
 
+template <int role>
+attncheck_status reads_compact(const attncheck_attention* call, char* m, size_t n) {
+  DLTensor t = role == kRoleQ ? *call->q : role == kRoleK ? *call->k : *call->v;
+  t.strides = nullptr;  // "strides computed from the shape"
+  attncheck_attention c = *call;
+  (role == kRoleQ ? c.q : role == kRoleK ? c.k : c.v) = &t;
+  return variant<Order::reversed>(&c, m, n);  // reference_f32 would decline the NaN logits
+}
+
+TEST(Diagnosis, PoisonDoesNotMakeMisreadingsLookAlike) {
+  // k padded, v compact: reading k compact and reading v with k's strides
+  // both read poison into the one output, so with NaN around the views both
+  // give NaN; with finite bytes there, only k's misreading gives the output.
+  const Case c = Case::parse(
+      "spatiotemporal f32 B=1 C=1 Cv=1 heads=1 q=1x1x1 k=1x2x1 scale=1 share=none place=low "
+      "Lq=0/1/0:0:0:0:0/0/a/0/0 Lk=0/1/0:0:0:0:1/0/a/0/0 Lv=0/1/0:0:0:0:0/0/a/0/0 Lout=0/1/0:0:0:0:0/0/a/0/0 "
+      "Vq=normal:0 Vk=normal:0 Vv=normal:0");
+  const Verdict v = check_property(Property::semantics, {"t", kDLCPU, reads_compact<kRoleK>}, c, {});
+  ASSERT_EQ(v.kind, Verdict::fail);
+  EXPECT_EQ(v.diagnosis, "output equals attention reading k as if it were compact (strides computed from the shape)");
+}
+
+TEST(Diagnosis, AMisreadingThatOnlyNaNShowsIsStillNamed) {
+  // One key: out = v whatever q is, so q's misreading shows only as the
+  // poison's NaN, not with finite bytes around the views.
+  const Case c = Case::parse(
+      "spatial f32 B=1 C=1 Cv=1 heads=1 q=1x2x1 k=1x1x1 scale=1 share=none place=low "
+      "Lq=0/1/0:0:0:0:1/0/a/0/0 Lk=0/1/0:0:0:0:0/0/a/0/0 Lv=0/1/0:0:0:0:0/0/a/0/0 Lout=0/1/0:0:0:0:0/0/a/0/0 "
+      "Vq=normal:0 Vk=normal:0 Vv=normal:0");
+  const Verdict v = check_property(Property::semantics, {"t", kDLCPU, reads_compact<kRoleQ>}, c, {});
+  ASSERT_EQ(v.kind, Verdict::fail);
+  EXPECT_EQ(v.diagnosis, "output equals attention reading q as if it were compact (strides computed from the shape)");
+}
+
 TEST(Diagnosis, NanFromPoisonIsAMemoryFailureAndSaysSo) {
   const attncheck_impl impl{"t", kDLCPU, reads_q_padding};
   const Verdict m = check_property(Property::memory, impl, diagnosis_case(), {});

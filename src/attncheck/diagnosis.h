@@ -20,4 +20,11 @@ namespace attncheck {
 // from.)
 std::string diagnose(const GuardedCase& g, const ref::Tensor& got, const Expectation& e);
 
+// The same, where the call was also run with kFinitePoison around the input
+// views (giving got_finite): a candidate must give both outputs, on the
+// memory as it was for each (poison makes misreadings that all read it look
+// alike; finite bytes can hide a misreading that only a NaN shows). Leaves
+// kInputPoison around the views.
+std::string diagnose(GuardedCase& g, const ref::Tensor& got, const ref::Tensor& got_finite, const Expectation& e);
+
 }  // namespace attncheck

@@ -3,39 +3,74 @@
 
 #include <cmath>
 #include <functional>
+#include <optional>
 
 namespace attncheck {
 
 namespace {
 
-bool matches(const ref::Tensor& got, const ref::Tensor& cand, const Expectation& e) {
-  bool differs_from_spec = false;
+// Whether a candidate's output agrees with the implementation's, element by
+// element (NaN where it has NaN: both read poison), and whether it differs
+// from the spec anywhere (else it explains nothing).
+struct Match {
+  bool agrees = true;
+  bool differs = false;
+};
+
+Match match(const ref::Tensor& got, const ref::Tensor& cand, const Expectation& e) {
+  Match m;
   for (int64_t i = 0; i < got.numel(); ++i) {
     const long double g = got[i], c = cand[i];
-    if (std::isnan(c) != std::isnan(g)) return false;
+    if (std::isnan(c) != std::isnan(g)) return {false, false};
     if (std::isnan(c)) {  // both read poison here; the spec reads a value
-      differs_from_spec |= !std::isnan(e.want[i]);
+      m.differs |= !std::isnan(e.want[i]);
       continue;
     }
     if (!std::isfinite(c) || !std::isfinite(g)) {
-      if (c != g) return false;
+      if (c != g) return {false, false};
       continue;
     }
-    if (std::fabs(g - c) > 2 * e.bound[i] + 1e-5L * std::fabs(c)) return false;
-    differs_from_spec |= std::fabs(c - e.want[i]) > e.bound[i];
+    if (std::fabs(g - c) > 2 * e.bound[i] + 1e-5L * std::fabs(c)) return {false, false};
+    m.differs |= std::fabs(c - e.want[i]) > e.bound[i];
   }
-  return differs_from_spec;
+  return m;
 }
 
-}  // namespace
+struct Candidate {
+  std::string text;
+  std::function<ref::Tensor()> eval;  // reads the case's memory when called
+};
 
-std::string diagnose(const GuardedCase& g, const ref::Tensor& got, const Expectation& e) {
+// Each candidate's output, evaluated now, or nullopt where it throws.
+std::vector<std::optional<ref::Tensor>> evaluate(const std::vector<Candidate>& cands) {
+  std::vector<std::optional<ref::Tensor>> out;
+  for (const auto& cand : cands) {
+    try {
+      out.emplace_back(cand.eval());
+    } catch (const std::exception&) {
+      out.emplace_back(std::nullopt);
+    }
+  }
+  return out;
+}
+
+// One sentence: the first hit, and in parentheses the others.
+std::string name_hits(const std::vector<std::string>& hits) {
+  if (hits.empty()) return "";
+  std::string text = hits[0];
+  const std::string prefix = "output equals ";
+  for (size_t i = 1; i < hits.size(); ++i) {
+    const std::string& h = hits[i];
+    text += (i == 1 ? " (on this case, equally: " : "; ") + (h.rfind(prefix, 0) == 0 ? h.substr(prefix.size()) : h);
+  }
+  return hits.size() > 1 ? text + ")" : text;
+}
+
+// The known wrong semantics of this case, each as the reference computes it
+// on the case's memory.
+std::vector<Candidate> candidates(const GuardedCase& g) {
   const Case& c = g.spec();
   const ref::AttentionArgs a = reference_args(g);
-  struct Candidate {
-    std::string text;
-    std::function<ref::Tensor()> eval;
-  };
   std::vector<Candidate> cands;
   auto with_args = [&](ref::AttentionArgs b, ref::Wrong w = ref::Wrong::none) {
     return [b, w] { return ref::attention(b, w); };
@@ -193,27 +228,40 @@ std::string diagnose(const GuardedCase& g, const ref::Tensor& got, const Expecta
       }
     }
   }
-  // Every candidate is evaluated: on a small case several can give the same
-  // output (k compact makes "v with k's strides" and "v as if compact" one
-  // reading), and the user should see each.
+  return cands;
+}
+
+}  // namespace
+
+// Every candidate is evaluated: on a small case several can give the same
+// output (k compact makes "v with k's strides" and "v as if compact" one
+// reading), and the user should see each.
+std::string diagnose(const GuardedCase& g, const ref::Tensor& got, const Expectation& e) {
+  const std::vector<Candidate> cands = candidates(g);
+  const auto outs = evaluate(cands);
   std::vector<std::string> hits;
-  for (const auto& cand : cands) {
-    try {
-      if (matches(got, cand.eval(), e)) hits.push_back(cand.text);
-    } catch (const std::exception&) {
+  for (size_t i = 0; i < cands.size(); ++i)
+    if (outs[i]) {
+      const Match m = match(got, *outs[i], e);
+      if (m.agrees && m.differs) hits.push_back(cands[i].text);
     }
-  }
-  if (!hits.empty()) {
-    std::string text = hits[0];
-    const std::string prefix = "output equals ";
-    for (size_t i = 1; i < hits.size(); ++i) {
-      const std::string& h = hits[i];
-      text += (i == 1 ? " (on this case, equally: " : "; ") +
-              (h.rfind(prefix, 0) == 0 ? h.substr(prefix.size()) : h);
+  return name_hits(hits);
+}
+
+std::string diagnose(GuardedCase& g, const ref::Tensor& got, const ref::Tensor& got_finite, const Expectation& e) {
+  const std::vector<Candidate> cands = candidates(g);
+  g.refill_around_inputs(kInputPoison);
+  const auto poisoned = evaluate(cands);
+  g.refill_around_inputs(kFinitePoison);
+  const auto finite = evaluate(cands);
+  g.refill_around_inputs(kInputPoison);
+  std::vector<std::string> hits;
+  for (size_t i = 0; i < cands.size(); ++i)
+    if (poisoned[i] && finite[i]) {
+      const Match p = match(got, *poisoned[i], e), f = match(got_finite, *finite[i], e);
+      if (p.agrees && f.agrees && (p.differs || f.differs)) hits.push_back(cands[i].text);
     }
-    return hits.size() > 1 ? text + ")" : text;
-  }
-  return "";
+  return name_hits(hits);
 }
 
 }  // namespace attncheck

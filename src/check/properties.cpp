@@ -154,11 +154,14 @@ std::string num(long double x) {
 
 // Where out has NaN and the spec a value: whether the NaN is poison read
 // from outside the views (it goes away when the bytes around the views hold
-// a finite pattern instead) or the arithmetic's own (inf - inf, 0/0).
+// a finite pattern instead) or the arithmetic's own (inf - inf, 0/0). The
+// rerun leaves the finite pattern around the input views (for a diagnosis
+// of its output); the caller puts the poison back.
 struct NanSource {
   enum Kind { none, poison, arithmetic, unknown } kind = none;
   std::array<int64_t, 5> at{};  // the first such element
   std::string rerun;           // unknown: what the rerun gave instead of an output
+  ref::Tensor finite_out{std::vector<int64_t>{0}};  // poison, arithmetic: the rerun's out
 };
 
 NanSource nan_source(const attncheck_impl& impl, GuardedCase& g, const ref::Tensor& got, const ref::Tensor& want,
@@ -173,7 +176,6 @@ NanSource nan_source(const attncheck_impl& impl, GuardedCase& g, const ref::Tens
   g.refill_around_inputs(kFinitePoison);
   g.reset_out();
   const Outcome o = run_once(impl, g, opt);
-  g.refill_around_inputs(kInputPoison);
   if (!o.run.finding.empty() || o.run.status != ATTNCHECK_OK) {
     s.kind = NanSource::unknown;
     s.rerun = o.run.finding.empty() ? "status " + std::to_string(o.run.status) + ": " + o.run.message
@@ -183,6 +185,7 @@ NanSource nan_source(const attncheck_impl& impl, GuardedCase& g, const ref::Tens
   s.kind = NanSource::arithmetic;
   for (int64_t i = 0; i < got.numel(); ++i)
     if (std::isnan(got[i]) && !std::isnan(want[i]) && !std::isnan(o.out[i])) s.kind = NanSource::poison;
+  s.finite_out = o.out;
   return s;
 }
 
@@ -267,8 +270,14 @@ Verdict semantics(const attncheck_impl& impl, const Case& c, const CheckOptions&
                       num(cmp.got) + ", |error| " + num(std::fabs(cmp.got - cmp.want)) + " > bound " +
                       num(cmp.bound));
   if (opt.diagnose) {
-    v.diagnosis = diagnose(g, o.out, e);
-    if (v.diagnosis.empty()) v.diagnosis = nan_diagnosis(nan_source(impl, g, o.out, e.want, opt), g);
+    // Where out has NaN, misreadings that all read poison all give NaN and
+    // look alike: a candidate must also give the output of the rerun with
+    // finite memory around the views, where each gives its own values.
+    const NanSource nan = nan_source(impl, g, o.out, e.want, opt);
+    const bool rerun = nan.kind == NanSource::poison || nan.kind == NanSource::arithmetic;
+    g.refill_around_inputs(kInputPoison);
+    v.diagnosis = rerun ? diagnose(g, o.out, nan.finite_out, e) : diagnose(g, o.out, e);
+    if (v.diagnosis.empty()) v.diagnosis = nan_diagnosis(nan, g);
   }
   return v;
 }
@@ -283,6 +292,7 @@ Verdict memory(const attncheck_impl& impl, const Case& c, const CheckOptions& op
   // (else the arithmetic made it: semantics' and robustness' business).
   const ref::Tensor want = ref::attention(reference_args(g));
   const NanSource nan = nan_source(impl, g, o.out, want, opt);
+  g.refill_around_inputs(kInputPoison);
   if (nan.kind == NanSource::poison || nan.kind == NanSource::unknown) {
     v.kind = Verdict::fail;
     v.summary = "NaN in out" + index_text(nan.at) + ": poisoned memory outside the views was read";
