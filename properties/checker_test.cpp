@@ -353,6 +353,40 @@ TEST(Diagnosis, AMisreadingThatOnlyNaNShowsIsStillNamed) {
   EXPECT_EQ(v.diagnosis, "output equals attention reading q as if it were compact (strides computed from the shape)");
 }
 
+attncheck_status v_reads_with_k_strides(const attncheck_attention* call, char* m, size_t n) {
+  DLTensor v = *call->v;
+  v.strides = call->k->strides;
+  attncheck_attention c = *call;
+  c.v = &v;
+  return variant<Order::reversed>(&c, m, n);
+}
+
+// Whatever the case, a kernel that misreads one tensor in a way the
+// diagnosis knows, and so gets out's values wrong, is named.
+RC_GTEST_PROP(Diagnosis, NamesTheMisreadingOnAnyCase, ()) {
+  gen::CaseOptions o;
+  o.property = Property::semantics;
+  o.max_flops = 2e5;
+  const Case c = *gen::attention_case(o);
+  const int which = *rc::gen::inRange(0, 4);
+  static const struct {
+    attncheck_status (*fn)(const attncheck_attention*, char*, size_t);
+    const char* name;
+  } kernels[4] = {
+      {reads_compact<kRoleQ>, "attention reading q as if it were compact"},
+      {reads_compact<kRoleK>, "attention reading k as if it were compact"},
+      {reads_compact<kRoleV>, "attention reading v as if it were compact"},
+      {v_reads_with_k_strides, "attention reading v with k's strides"},
+  };
+  RC_PRE(which != 3 || c.C == c.Cv);  // k's strides fit v only then
+  const Verdict v = check_property(Property::semantics, {"t", kDLCPU, kernels[which].fn}, c, {});
+  RC_TAG(v.kind == Verdict::pass ? "misreading changes nothing here"
+         : v.wrong_values        ? "wrong values"
+                                 : "finding");
+  if (!v.wrong_values) RC_SUCCEED("no wrong values to diagnose (a fault, or the misreading reads the same)");
+  RC_ASSERT(v.diagnosis.find(kernels[which].name) != std::string::npos);
+}
+
 TEST(Diagnosis, NanFromPoisonIsAMemoryFailureAndSaysSo) {
   const attncheck_impl impl{"t", kDLCPU, reads_q_padding};
   const Verdict m = check_property(Property::memory, impl, diagnosis_case(), {});

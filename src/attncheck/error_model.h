@@ -35,6 +35,10 @@ double unit_roundoff(DType t);
 
 ref::AttentionArgs reference_args(const GuardedCase& g);
 Expectation expect(const GuardedCase& g, double safety = kSafetyFactor);
+// The same for any arguments (a misreading of the case's memory, say),
+// under the reference's semantics w, for an implementation in dtype.
+Expectation expect(const ref::AttentionArgs& a, DType dtype, ref::Wrong w = ref::Wrong::none,
+                   double safety = kSafetyFactor);
 
 struct Comparison {
   bool ok = true;

@@ -33,10 +33,10 @@ ref::AttentionArgs reference_args(const GuardedCase& g) {
   return {c.axes, g.view(kRoleQ), g.view(kRoleK), g.view(kRoleV), c.heads, c.scale};
 }
 
-Expectation expect(const GuardedCase& g, double K) {
-  const Case& c = g.spec();
-  const ref::AttentionArgs a = reference_args(g);
-  const ref::AttentionTrace tr = ref::trace_attention(a);
+Expectation expect(const GuardedCase& g, double K) { return expect(reference_args(g), g.spec().dtype, {}, K); }
+
+Expectation expect(const ref::AttentionArgs& a, DType dtype, ref::Wrong w, double K) {
+  const ref::AttentionTrace tr = ref::trace_attention(a, w);
   auto absolute = [](const ref::View& x) {
     ref::Tensor t = ref::contiguous(x);
     for (auto& e : *t.data) e = std::fabs(e);
@@ -46,9 +46,9 @@ Expectation expect(const GuardedCase& g, double K) {
   const ref::View ops[2] = {aq.view(), ak.view()};
   const ref::Tensor absdot = ref::einsum("ngdp,ngdr->ngpr", ops);  // (N, heads, Sq, Sk)
   const int64_t N = tr.o.shape[0], H = tr.o.shape[1], Dv = tr.o.shape[2], Sq = tr.o.shape[3];
-  const int64_t Sk = tr.P.shape[3], D = c.D();
-  const double u = unit_roundoff(c.dtype);
-  const long double scale = std::fabs(static_cast<long double>(c.scale));
+  const int64_t Sk = tr.P.shape[3], D = tr.q.shape()[2];
+  const double u = unit_roundoff(dtype);
+  const long double scale = std::fabs(static_cast<long double>(a.scale));
   ref::Tensor bound(tr.o.shape);
   for (int64_t n = 0; n < N; ++n)
     for (int64_t h = 0; h < H; ++h)
@@ -69,10 +69,10 @@ Expectation expect(const GuardedCase& g, double K) {
             mag += P * std::fabs(v);
           }
           bound[oi] = K * (growth * spread + (Sk + D + 8) * u * mag) + u * std::fabs(o) +
-                      K * (Sk + 1) * smallest_normal(c.dtype);
+                      K * (Sk + 1) * smallest_normal(dtype);
         }
       }
-  return {tr.out, ref::ungroup(bound.view(), a)};
+  return {tr.out, ref::ungroup(bound.view(), a, w)};
 }
 
 std::string index_text(const std::array<int64_t, 5>& i) {
