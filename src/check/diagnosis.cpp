@@ -48,6 +48,11 @@ Match match(const ref::Tensor& got, const Eval& cand_eval, const Expectation& e)
   return m;
 }
 
+// Packed channels-last strides, (B, T, H, W, C) in memory, for a (B, C, T, H, W) shape.
+std::vector<int64_t> channels_last_strides(const std::vector<int64_t>& s) {
+  return {s[1] * s[2] * s[3] * s[4], 1, s[3] * s[4] * s[1], s[4] * s[1], s[1]};
+}
+
 struct Candidate {
   std::string text;
   std::function<Eval()> eval;  // reads the case's memory when called
@@ -155,9 +160,8 @@ std::vector<Candidate> candidates(const GuardedCase& g) {
     if (real.layout.stride[1] == 1) {
       // A size-1 (or any) C with stride 1 taken for channels-last, and the
       // strides rebuilt for it packed.
-      const auto& s = real.layout.shape;
       Layout l = real.layout;
-      l.stride = {s[1] * s[2] * s[3] * s[4], 1, s[3] * s[4] * s[1], s[4] * s[1], s[1]};
+      l.stride = channels_last_strides(l.shape);
       if (l.stride != real.layout.stride)
         variant("as packed channels-last (B, T, H, W, C): its C stride is 1, so a format check took it for "
                 "channels-last",
@@ -172,8 +176,7 @@ std::vector<Candidate> candidates(const GuardedCase& g) {
     bool readable = true;
     for (int r = 0; r < 3; ++r) {
       ref::View& v = *views[r];
-      const auto& s = v.layout.shape;
-      const std::vector<int64_t> cl{s[1] * s[2] * s[3] * s[4], 1, s[3] * s[4] * s[1], s[4] * s[1], s[1]};
+      const std::vector<int64_t> cl = channels_last_strides(v.layout.shape);
       if (v.layout.stride[1] != 1 || v.layout.stride == cl) continue;
       v.layout.stride = cl;
       readable &= g.readable(v);
