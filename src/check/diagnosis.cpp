@@ -250,37 +250,50 @@ std::vector<Candidate> candidates(const GuardedCase& g) {
   return cands;
 }
 
+// The candidates that give the implementation's output in every run (each
+// evaluated on the memory as it was for that run) and differ from the spec
+// in at least one, named in one sentence. Every candidate is evaluated: on
+// a small case several can give the same output (k compact makes "v with
+// k's strides" and "v as if compact" one reading), and the user should see
+// each.
+struct Run {
+  const ref::Tensor* got;
+  std::vector<std::optional<Eval>> cands;
+};
+
+std::string name_matches(const std::vector<Candidate>& cands, const std::vector<Run>& runs, const Expectation& e) {
+  std::vector<std::string> hits;
+  for (size_t i = 0; i < cands.size(); ++i) {
+    bool agrees = true, differs = false;
+    for (const Run& r : runs) {
+      if (!r.cands[i]) {
+        agrees = false;
+        break;
+      }
+      const Match m = match(*r.got, *r.cands[i], e);
+      agrees &= m.agrees;
+      differs |= m.differs;
+    }
+    if (agrees && differs) hits.push_back(cands[i].text);
+  }
+  return name_hits(hits);
+}
+
 }  // namespace
 
-// Every candidate is evaluated: on a small case several can give the same
-// output (k compact makes "v with k's strides" and "v as if compact" one
-// reading), and the user should see each.
 std::string diagnose(const GuardedCase& g, const ref::Tensor& got, const Expectation& e) {
   const std::vector<Candidate> cands = candidates(g);
-  const auto outs = evaluate(cands);
-  std::vector<std::string> hits;
-  for (size_t i = 0; i < cands.size(); ++i)
-    if (outs[i]) {
-      const Match m = match(got, *outs[i], e);
-      if (m.agrees && m.differs) hits.push_back(cands[i].text);
-    }
-  return name_hits(hits);
+  return name_matches(cands, {{&got, evaluate(cands)}}, e);
 }
 
 std::string diagnose(GuardedCase& g, const ref::Tensor& got, const ref::Tensor& got_finite, const Expectation& e) {
   const std::vector<Candidate> cands = candidates(g);
   g.refill_around_inputs(kInputPoison);
-  const auto poisoned = evaluate(cands);
+  Run poisoned{&got, evaluate(cands)};
   g.refill_around_inputs(kFinitePoison);
-  const auto finite = evaluate(cands);
+  Run finite{&got_finite, evaluate(cands)};
   g.refill_around_inputs(kInputPoison);
-  std::vector<std::string> hits;
-  for (size_t i = 0; i < cands.size(); ++i)
-    if (poisoned[i] && finite[i]) {
-      const Match p = match(got, *poisoned[i], e), f = match(got_finite, *finite[i], e);
-      if (p.agrees && f.agrees && (p.differs || f.differs)) hits.push_back(cands[i].text);
-    }
-  return name_hits(hits);
+  return name_matches(cands, {std::move(poisoned), std::move(finite)}, e);
 }
 
 }  // namespace attncheck

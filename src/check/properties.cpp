@@ -152,11 +152,17 @@ std::string num(long double x) {
   return b;
 }
 
+// The (B, C, T, H, W) index of a flat row-major position in out.
+std::array<int64_t, 5> out_index(int64_t flat, const std::vector<int64_t>& shape) {
+  std::array<int64_t, 5> at{};
+  for (int d = 4; d >= 0; --d) at[d] = flat % shape[d], flat /= shape[d];
+  return at;
+}
+
 // Where out has NaN and the spec a value: whether the NaN is poison read
 // from outside the views (it goes away when the bytes around the views hold
-// a finite pattern instead) or the arithmetic's own (inf - inf, 0/0). The
-// rerun leaves the finite pattern around the input views (for a diagnosis
-// of its output); the caller puts the poison back.
+// a finite pattern instead) or the arithmetic's own (inf - inf, 0/0). Only
+// where there is such a NaN is the call rerun; the poison is put back after.
 struct NanSource {
   enum Kind { none, poison, arithmetic, unknown } kind = none;
   std::array<int64_t, 5> at{};  // the first such element
@@ -171,11 +177,11 @@ NanSource nan_source(const attncheck_impl& impl, GuardedCase& g, const ref::Tens
   for (int64_t i = 0; i < got.numel() && first < 0; ++i)
     if (std::isnan(got[i]) && !std::isnan(want[i])) first = i;
   if (first < 0) return s;
-  int64_t rest = first;
-  for (int d = 4; d >= 0; --d) s.at[d] = rest % want.shape[d], rest /= want.shape[d];
+  s.at = out_index(first, want.shape);
   g.refill_around_inputs(kFinitePoison);
   g.reset_out();
   const Outcome o = run_once(impl, g, opt);
+  g.refill_around_inputs(kInputPoison);
   if (!o.run.finding.empty() || o.run.status != ATTNCHECK_OK) {
     s.kind = NanSource::unknown;
     s.rerun = o.run.finding.empty() ? "status " + std::to_string(o.run.status) + ": " + o.run.message
@@ -275,7 +281,6 @@ Verdict semantics(const attncheck_impl& impl, const Case& c, const CheckOptions&
     // finite memory around the views, where each gives its own values.
     const NanSource nan = nan_source(impl, g, o.out, e.want, opt);
     const bool rerun = nan.kind == NanSource::poison || nan.kind == NanSource::arithmetic;
-    g.refill_around_inputs(kInputPoison);
     v.diagnosis = rerun ? diagnose(g, o.out, nan.finite_out, e) : diagnose(g, o.out, e);
     if (v.diagnosis.empty()) v.diagnosis = nan_diagnosis(nan, g);
   }
@@ -292,7 +297,6 @@ Verdict memory(const attncheck_impl& impl, const Case& c, const CheckOptions& op
   // (else the arithmetic made it: semantics' and robustness' business).
   const ref::Tensor want = ref::attention(reference_args(g));
   const NanSource nan = nan_source(impl, g, o.out, want, opt);
-  g.refill_around_inputs(kInputPoison);
   if (nan.kind == NanSource::poison || nan.kind == NanSource::unknown) {
     v.kind = Verdict::fail;
     v.summary = "NaN in out" + index_text(nan.at) + ": poisoned memory outside the views was read";
@@ -393,10 +397,7 @@ Verdict layout_invariance(const attncheck_impl& impl, const Case& c, const Check
       v.kind = Verdict::fail;
       v.summary = opt.strict ? "outputs for the same values in two layouts are not bitwise equal"
                              : "outputs for the same values in two layouts differ beyond the bound";
-      std::array<int64_t, 5> at{};
-      int64_t r = i;
-      for (int d = 4; d >= 0; --d) at[d] = r % oa.out.shape[d], r /= oa.out.shape[d];
-      v.details.push_back("out" + index_text(at) + ": " + num(x) + " in the case's layout, " + num(y) +
+      v.details.push_back("out" + index_text(out_index(i, oa.out.shape)) + ": " + num(x) + " in the case's layout, " + num(y) +
                           " in " + alt.to_text());
       return v;
     }
