@@ -7,4 +7,5 @@ ATTNCHECK_PACKAGES_CORE=(
   clang libclang-common-14-dev libclang-rt-14-dev
 )
 # The third-party adapters (src/adapters/): libtorch and TorchScript, oneDNN.
-ATTNCHECK_PACKAGES_ADAPTERS=(libtorch-dev libdnnl-dev python3-torch)
+# ocl-icd-opencl-dev: Debian's dnnl-config.cmake requires OpenCL, which libdnnl-dev only Recommends.
+ATTNCHECK_PACKAGES_ADAPTERS=(libtorch-dev libdnnl-dev ocl-icd-opencl-dev python3-torch)
