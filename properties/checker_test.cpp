@@ -9,6 +9,7 @@
 #include <attncheck/guarded.h>
 #include <attncheck/properties.h>
 #include <attncheck/runner.h>
+#include <attncheck/suite.h>
 
 #include "../src/impls/reference_f32/reference_f32.h"
 
@@ -20,6 +21,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <stdexcept>
 #include <vector>
 
 namespace attncheck {
@@ -121,6 +123,109 @@ TEST(Runner, NamesFaultsHangsAndUnwrittenOutput) {
   EXPECT_TRUE(d.finding.empty());
   const RunResult ok = run(reference_f32::attention);
   EXPECT_TRUE(ok.ok()) << ok.finding << ok.message;
+}
+
+// Writes every byte of out's view with the out canary's byte (0xa5):
+// wrong values, but every element written.
+attncheck_status writes_canary_bytes(const attncheck_attention* call, char*, size_t) {
+  const DLTensor* o = call->out;
+  const size_t elem = o->dtype.bits / 8;
+  int64_t i[5];
+  for (i[0] = 0; i[0] < o->shape[0]; ++i[0])
+    for (i[1] = 0; i[1] < o->shape[1]; ++i[1])
+      for (i[2] = 0; i[2] < o->shape[2]; ++i[2])
+        for (i[3] = 0; i[3] < o->shape[3]; ++i[3])
+          for (i[4] = 0; i[4] < o->shape[4]; ++i[4]) {
+            int64_t off = 0, packed = 1;
+            for (int d = 4; d >= 0; --d) {
+              off += i[d] * (o->strides ? o->strides[d] : packed);
+              packed *= o->shape[d];
+            }
+            std::memset(static_cast<char*>(o->data) + o->byte_offset + off * elem, kOutCanary, elem);
+          }
+  return ATTNCHECK_OK;
+}
+
+TEST(Runner, AnElementEqualToTheCanaryIsNotUnwritten) {
+  // f16's 0xa5a5 is -0.0226, an ordinary output: a kernel that writes it is
+  // not "did not write", in any dtype; one that writes nothing still is.
+  for (const char* dtype : {"f16", "bf16", "f32"}) {
+    Case c = small_case();
+    c.dtype = ref::parse_dtype(dtype);
+    const attncheck_impl canary{"t", kDLCPU, writes_canary_bytes}, lazy{"t", kDLCPU, write_nothing};
+    const Verdict v = check_property(Property::memory, canary, c, {});
+    EXPECT_EQ(v.kind, Verdict::pass) << dtype << ": " << v.summary;
+    const Verdict w = check_property(Property::memory, lazy, c, {});
+    EXPECT_EQ(w.summary, "did not write out[0,0,0,0,0]") << dtype;
+  }
+}
+
+attncheck_status throws_runtime_error(const attncheck_attention*, char*, size_t) {
+  throw std::runtime_error("boom");
+}
+attncheck_status status_42(const attncheck_attention*, char*, size_t) { return static_cast<attncheck_status>(42); }
+
+TEST(Runner, ExceptionsAndBadStatusesAreFindingsInBothPaths) {
+  for (bool fork : {true, false}) {
+    RunOptions opt;
+    opt.fork = fork;
+    GuardedCase g(small_case());
+    const RunResult t = run_call({"t", kDLCPU, throws_runtime_error}, g, opt);
+    EXPECT_EQ(t.finding, "threw std::runtime_error: boom") << "fork " << fork;
+    GuardedCase h(small_case());
+    const RunResult b = run_call({"t", kDLCPU, status_42}, h, opt);
+    EXPECT_EQ(b.finding, "returned status 42, not one of the ABI's (0, 1, 2)") << "fork " << fork;
+  }
+}
+
+TEST(Properties, NothingToCompareIsVacuousNotAPass) {
+  // One head: head_independence has no other head to compare.
+  Case c = small_case();
+  c.heads = 1;
+  c.share = Share::none;
+  const attncheck_impl impl{"reference_f32", kDLCPU, reference_f32::attention};
+  EXPECT_FALSE(property_accepts(Property::head_independence, c));
+  EXPECT_EQ(check_property(Property::head_independence, impl, c, {}).kind, Verdict::vacuous);
+  // One group (B = 1, T = 1 spatial): group_independence neither.
+  c.Tq = c.Tk = 1;
+  EXPECT_FALSE(property_accepts(Property::group_independence, c));
+  EXPECT_EQ(check_property(Property::group_independence, impl, c, {}).kind, Verdict::vacuous);
+}
+
+RC_GTEST_PROP(Generators, MetamorphicCasesHaveSomethingToCompare, ()) {
+  gen::CaseOptions h;
+  h.property = Property::head_independence;
+  RC_ASSERT((*gen::attention_case(h)).heads >= 2);
+  gen::CaseOptions g;
+  g.property = Property::group_independence;
+  RC_ASSERT((*gen::attention_case(g)).groups() >= 2);
+}
+
+TEST(Suite, ARunThatOnlyDeclinesIsNotVerified) {
+  SuiteOptions opt;
+  opt.cases = 5;
+  opt.fork = false;
+  const attncheck_impl impl{"t", kDLCPU, decline};
+  const PropertyOutcome o = run_property(impl, Property::semantics, Axes::spatial, DType::f32, opt);
+  EXPECT_EQ(o.checked, 0);
+  EXPECT_EQ(o.declined, 5);
+  EXPECT_FALSE(o.failure);
+  EXPECT_EQ(o.not_verified(), "every call declined: not today");
+  opt.no_declines = true;
+  const PropertyOutcome f = run_property(impl, Property::semantics, Axes::spatial, DType::f32, opt);
+  ASSERT_TRUE(f.failure);
+  EXPECT_EQ(f.failure->v.summary, "declined a valid call (--no-declines): not today");
+}
+
+TEST(Suite, AThrowingImplementationFailsWithoutForking) {
+  SuiteOptions opt;
+  opt.cases = 3;
+  opt.fork = false;
+  const attncheck_impl impl{"t", kDLCPU, throws_runtime_error};
+  const PropertyOutcome o = run_property(impl, Property::semantics, Axes::temporal, DType::f32, opt);
+  ASSERT_TRUE(o.failure);
+  EXPECT_EQ(o.failure->v.summary, "threw std::runtime_error: boom");
+  EXPECT_TRUE(o.error.empty()) << o.error;
 }
 
 TEST(GuardedMemory, NamesWritesAroundOut) {

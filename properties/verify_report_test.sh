@@ -2,9 +2,9 @@
 # verify's reports: the same seed gives the same report; --json and --junit
 # write well-formed files that name each property and the failure.
 set -euo pipefail
-cli=$1 legacy=$2 work=$3
+cli=$1 legacy=$2 work=$3 spec=$4
 rm -rf "$work" && mkdir -p "$work"
-strip_timing() { grep -v -E 'cases in [0-9.]+ s|^Using configuration' "$1"; }
+strip_timing() { grep -v -E ' in [0-9.]+ s \(|^Using configuration' "$1"; }
 "$cli" verify builtin:reference_f32 --cases 5 --seed 42 > "$work/a.txt" 2>/dev/null
 "$cli" verify builtin:reference_f32 --cases 5 --seed 42 > "$work/b.txt" 2>/dev/null
 diff <(strip_timing "$work/a.txt") <(strip_timing "$work/b.txt") || { echo "same seed, different reports"; exit 1; }
@@ -21,7 +21,7 @@ set -e
 /usr/bin/python3 - "$work/r.json" "$work/r.xml" <<'PY'
 import json, sys, xml.etree.ElementTree as ET
 j = json.load(open(sys.argv[1]))
-assert j["passed"] is False, j
+assert j["passed"] is False and j["status"] == "FAILED" and j["exit_status"] == 1, j
 runs = {r["property"]: r for r in j["runs"]}
 assert set(runs) == {"semantics", "memory"}, runs.keys()
 sem = runs["semantics"]
@@ -34,4 +34,27 @@ assert len(cases) == 2, len(cases)
 failed = [c for c in cases if c.find("failure") is not None]
 assert len(failed) >= 1 and failed[0].get("name") == "semantics.spatial.f32", [c.get("name") for c in failed]
 print("reports ok")
+PY
+
+# A run that checked nothing: exit 3, "verified": false with the reason in
+# JSON, <skipped> in JUnit; never a pass.
+set +e
+"$cli" verify "$spec" --impl spec.decline --axes spatial --cases 2 \
+  --json "$work/d.json" --junit "$work/d.xml" > "$work/decline.txt" 2>&1
+rc=$?
+set -e
+[ $rc -eq 3 ] || { echo "declining plugin: exit $rc, expected 3"; cat "$work/decline.txt"; exit 1; }
+/usr/bin/python3 - "$work/d.json" "$work/d.xml" <<'PY'
+import json, sys, xml.etree.ElementTree as ET
+j = json.load(open(sys.argv[1]))
+assert j["passed"] is False and j["status"] == "NOT VERIFIED" and j["exit_status"] == 3, j
+assert j["cases_checked"] == 0, j
+assert len(j["runs"]) == 8 and all(r["verified"] is False and r["checked"] == 0 for r in j["runs"]), j["runs"]
+assert all(r["reason"] == "every call declined: spec_plugin declines everything" for r in j["runs"]), j["runs"]
+x = ET.parse(sys.argv[2]).getroot()
+assert x.get("skipped") == "8" and x.get("failures") == "0", x.attrib
+cases = x.findall(".//testcase")
+assert len(cases) == 8 and all(c.find("skipped") is not None for c in cases), [ET.tostring(c) for c in cases]
+assert cases[0].find("skipped").get("message").startswith("not verified: every call declined"), ET.tostring(cases[0])
+print("not-verified reports ok")
 PY

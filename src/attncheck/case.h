@@ -96,6 +96,13 @@ struct Case {
   std::string to_text() const;
   static Case parse(const std::string& text);  // throws std::invalid_argument
 
+  // Whether tensor `role`'s first element really is misaligned to 16 bytes
+  // in guarded memory: its recipe asks for it and the placement honours it
+  // (views flush against the lower guard page, elements under 16 bytes; k
+  // of qk_same is q's pointer; v of kv_overlap lies wherever k's layout puts
+  // it, so it is not claimed).
+  bool misaligned(int role) const;
+
   // Layout classes this case exercises (for coverage tables), e.g.
   // "permuted", "padded", "inner_stride", "offset", "misaligned",
   // "broadcast", "size1_strides", "shared", "compact".

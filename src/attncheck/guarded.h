@@ -22,6 +22,11 @@ using IndexTransform = std::function<bool(int role, std::array<int64_t, 5>& idx)
 
 constexpr unsigned char kInputPoison = 0xff;  // NaN in every dtype, at any alignment
 constexpr unsigned char kOutCanary = 0xa5;
+// A second canary, for confirming an element was not written: no value is
+// both patterns, so an element holding the canary after a call and the
+// second canary after a rerun was written by neither call (f16 0xa5a5 is
+// -0.0226, an ordinary output; 0x5a5a is 203.25).
+constexpr unsigned char kOutCanary2 = 0x5a;
 // A finite pattern in every dtype at any alignment (f32 0.747, f64 4.8e-4,
 // f16 1.81, bf16 0.747): put around the views instead of the poison, it
 // tells a NaN read from outside them from a NaN the arithmetic made.
@@ -56,19 +61,21 @@ class GuardedCase {
   // The first problem with the memory around the views after a call, or "":
   // bytes of out outside its view changed, or an input changed.
   std::string check_memory() const;
-  // The first out element still holding the canary whose right value (want,
-  // packed like out) is not the canary's bytes, as "did not write out[...]".
-  std::string check_unwritten(const ref::Tensor& want) const;
+  // The out elements (flat row-major logical indices) that still hold the
+  // current canary in every byte.
+  std::vector<int64_t> unwritten() const;
   // Names what a fault address hit: "read past the end of k", ... or "".
   std::string describe_address(const void* addr, bool write) const;
-  // Resets out (view and slack) to the canary.
-  void reset_out();
+  // Resets out (view and slack) to a canary (kOutCanary or kOutCanary2).
+  void reset_out(unsigned char canary = kOutCanary);
   // Rewrites every byte of the input mappings that is not an element of a
   // view with `fill` (the elements keep their values).
   void refill_around_inputs(unsigned char fill);
   // What the bytes around the input views hold now (a device harness fills
   // its guard bands with it too).
   unsigned char input_fill() const { return input_fill_; }
+  // What out's slack (and unwritten elements) hold now.
+  unsigned char out_canary() const { return out_canary_; }
   // True when every element v reads lies inside one of this case's mappings
   // (so the reference may evaluate a misread of the same memory safely).
   bool readable(const ref::View& v) const;
@@ -100,6 +107,7 @@ class GuardedCase {
   attncheck_attention call_{};
   size_t elem_ = 4;
   unsigned char input_fill_ = kInputPoison;
+  unsigned char out_canary_ = kOutCanary;
 
   uint64_t region_checksum(const Buffer& b) const;
 };

@@ -31,23 +31,36 @@ struct CheckOptions {
   bool strict = false;    // layout invariance and independence bitwise
   bool diagnose = true;   // name the wrong semantics a failure matches
   bool compare_f32 = false;  // compute the error ratio against reference_f32
+  bool no_declines = false;  // a declined call is a failure (implementations that claim full coverage)
 };
 
+// What one case of one property came to. Only `pass` means the property
+// was checked (at least one output element compared, or the memory checks
+// made) and held.
 struct Verdict {
-  enum Kind { pass, fail, declined } kind = pass;
-  std::string summary;               // one line: what failed, or why declined
+  enum Kind {
+    pass,      // checked and held
+    fail,      // checked and broken, or the implementation misbehaved (fault, hang, throw, ...)
+    declined,  // the implementation declined a call: nothing checked
+    vacuous,   // the property had nothing to compare on this case: nothing checked
+    error,     // the checker itself could not run the case (not a verdict on the implementation)
+  } kind = pass;
+  std::string summary;               // one line: what failed, or why declined / not checked
   std::vector<std::string> details;  // first differing element, bounds, ...
   std::string diagnosis;             // the named wrong semantics it matches, or ""
   bool wrong_values = false;         // failed because out's values are wrong (diagnosis applies)
   double worst_ratio = 0;            // max error / bound over the checked outputs
   double f32_ratio = -1;             // error / max(reference_f32's error, u max|out|) (semantics), -1 if not computed
+  bool hang = false;                 // the failure is a call that did not return in time
 };
 
 Verdict check_property(Property p, const attncheck_impl& impl, const Case& c,
                        const CheckOptions& opt);
 
 // Cases a property is checked on must satisfy this (metamorphic properties
-// need unshared inputs, robustness needs robust values...).
+// need unshared inputs, head_independence two heads or more,
+// group_independence two groups or more, robustness robust values...).
+// The generator makes such cases for each property.
 bool property_accepts(Property p, const Case& c);
 
 }  // namespace attncheck

@@ -1,6 +1,7 @@
 // Calling an implementation on a guarded case: in a forked child by default,
-// so that a fault or a hang becomes a finding about the case instead of a
-// crash of the suite.
+// so that whatever the implementation does (fault, hang, throw, exit, abort,
+// close every descriptor, flood its output, exhaust memory) becomes a
+// finding about the case instead of reaching the suite's own process.
 #pragma once
 
 #include <attncheck/guarded.h>
@@ -10,17 +11,35 @@
 namespace attncheck {
 
 struct RunOptions {
-  bool fork = true;          // false: call in this process (trusted code; a fault then crashes)
+  // false: call in this process (trusted code: a fault, exit or abort then
+  // ends the suite; an exception and a bad status are still findings).
+  bool fork = true;
   double timeout_base = 10;  // seconds, plus timeout_per_gflop per GFLOP of the case
   double timeout_per_gflop = 10;
+  // Forked calls: the child may map this many GiB beyond what it has at the
+  // fork (RLIMIT_AS); 0 = no limit.
+  double memory_limit_gib = 8;
+  // Forked calls: what the call prints to stdout and stderr is captured
+  // (never interleaved into the report), up to this many bytes.
+  size_t output_limit = size_t{16} << 20;
 };
+
+// The message buffer an implementation gets (message_size); a guard page
+// follows it, so a write past its end is a finding.
+constexpr size_t kMessageSize = 1000;
 
 struct RunResult {
   attncheck_status status = ATTNCHECK_FAILED;
   std::string message;  // the implementation's message (declined or failed)
-  std::string finding;  // a fault, a hang, a crash, or a memory violation; "" if none
-  bool ok() const { return finding.empty() && status == ATTNCHECK_OK; }
+  std::string finding;  // what the implementation did wrong: a fault, a hang, a throw, ...; "" if none
+  std::string output;   // forked calls: the last lines the call printed (stdout and stderr), if any
+  std::string error;    // the checker could not make the call (fork, mmap failed): not a verdict
+  bool hang = false;    // the finding is a hang (the call was killed at its time limit)
+  bool ok() const { return error.empty() && finding.empty() && status == ATTNCHECK_OK; }
 };
+
+// The time limit of one call of case c.
+double time_limit(const Case& c, const RunOptions& opt);
 
 // Calls impl on g (inputs write-protected during the call), then checks the
 // memory around the views. out's contents are left for the caller to read.

@@ -21,6 +21,13 @@ struct SuiteOptions {
   uint64_t seed = 1;  // the same seed gives the same cases
   bool strict = false;
   bool fork = true;
+  bool no_declines = false;  // a declined call is a failure
+  double timeout_base = 10;  // a call's time limit: this many seconds plus 10 s per GFLOP
+  double memory_limit_gib = 8;  // forked calls' address-space limit beyond the suite's own
+  // Shrinking a failure stops after this many seconds (a hang costs its
+  // time limit per try), and hangs are not shrunk at all when false.
+  double shrink_seconds = 60;
+  bool shrink_hangs = true;
   int max_shrinks = 1000;      // RapidCheck's shrink tries per failure
   int max_case_shrinks = 400;  // attncheck's case shrinker's tries
   int max_size = 100;          // RapidCheck's size: the generated cases grow up to it
@@ -47,9 +54,12 @@ RapidCheckParams rapidcheck_params_from_env();
 struct Failure {
   Case c;     // the minimal case
   Verdict v;  // its verdict, diagnosed
+  std::string not_minimal;  // why c may not be minimal (shrinking off, cut short), or ""
 };
 
-// Cases run and declined, by layout class, by "axes dtype", and the reasons.
+// Cases checked and cases declined, by layout class, by "axes dtype", and the reasons.
+// A tensor counts as "misaligned" only when its data pointer really is
+// (Case::layout_classes).
 struct Coverage {
   std::map<std::string, std::pair<int, int>> by_class;
   std::map<std::string, std::pair<int, int>> by_axes_dtype;
@@ -58,14 +68,26 @@ struct Coverage {
   double worst_f32_ratio = -1;   // max error / reference_f32's error (semantics)
 };
 
+// One property run: (implementation, property, axes, dtype) over generated
+// cases. A run is verified only when it checked at least one case and no
+// case failed.
 struct PropertyOutcome {
   Property property = Property::semantics;
   Axes axes = Axes::spatial;
   DType dtype = DType::f32;
-  int passed = 0, declined = 0, cases = 0;
+  int checked = 0;   // cases the property compared outputs (or memory) on, and held
+  int declined = 0;  // cases where the implementation declined a call
+  int vacuous = 0;   // cases with nothing to compare
+  int cases = 0;     // calls of the property, shrinking included
   int cases_before_failure = 0;
+  std::map<std::string, int> decline_reasons;
   std::optional<Failure> failure;
+  std::string error;  // the checker could not run (an internal error): exit 2, never a pass
+  bool hung = false;  // the failure is a hang
+  std::string skipped;  // the run did not happen, and why (no device for it; the case is not the property's)
   double seconds = 0;
+  // Why the run verified nothing, or "" when it checked a case (or failed).
+  std::string not_verified() const;
 };
 
 PropertyOutcome run_property(const attncheck_impl& impl, Property p, Axes axes, DType dtype,

@@ -25,12 +25,24 @@ struct VerifyOptions {
   std::string json, junit;
   bool strict = false;
   bool fork = true;
-  bool progress = false;  // a progress line on stderr
+  bool no_declines = false;  // a declined call is a failure
+  bool brief = false;        // one line per implementation; the full table only where not all held
+  bool progress = false;     // a progress line on stderr
+  double timeout_base = 10;  // a call's time limit: this many seconds plus 10 s per GFLOP
+  double memory_limit_gib = 8;  // forked calls' address-space limit (GiB beyond the suite's)
   int max_shrinks = 1000;      // cap on RapidCheck's shrink tries per failure
   int max_case_shrinks = 400;  // cap on attncheck's case shrinker's tries
 };
 
-// Runs verify; returns the exit status (0 held, 1 failed, 2 could not run).
+// The exit statuses (the spec's command-line contract).
+enum ExitStatus {
+  kExitPassed = 0,       // every requested run checked at least one case and held
+  kExitFailed = 1,       // a property failed (wins over everything else)
+  kExitError = 2,        // could not run: usage, a library that does not load, a checker error
+  kExitNotVerified = 3,  // nothing failed, but some requested run checked no case
+};
+
+// Runs verify; returns the exit status.
 int run_verify(const VerifyOptions& opt, std::ostream& out, std::ostream& err);
 
 }  // namespace attncheck

@@ -60,7 +60,10 @@ static Case raw_case(const CaseOptions& opt) {
   c.dtype = opt.dtype.value_or(DType::f32);
   const auto prop = opt.property;
   // Shape first.
-  c.heads = *rc::gen::weightedOneOf<int64_t>({{4, rc::gen::just<int64_t>(1)}, {2, rc::gen::inRange<int64_t>(2, 5)}});
+  // head_independence needs another head to compare, so two or more.
+  c.heads = prop == Property::head_independence
+                ? *rc::gen::inRange<int64_t>(2, 5)
+                : *rc::gen::weightedOneOf<int64_t>({{4, rc::gen::just<int64_t>(1)}, {2, rc::gen::inRange<int64_t>(2, 5)}});
   const int64_t D = *rc::gen::weightedOneOf<int64_t>(
       {{5, rc::gen::inRange<int64_t>(1, 5)}, {2, rc::gen::element<int64_t>(7, 8, 9, 16, 17, 32, 64)}});
   const int64_t Dv = *rc::gen::weightedOneOf<int64_t>(
@@ -77,6 +80,9 @@ static Case raw_case(const CaseOptions& opt) {
   }
   if (c.axes == Axes::spatial) c.Tk = c.Tq;
   if (c.axes == Axes::temporal) c.Hk = c.Hq, c.Wk = c.Wq;
+  // group_independence needs another group to compare: with one, the
+  // batch grows (the smallest change that adds a group in every family).
+  if (prop == Property::group_independence && c.groups() < 2) c.B = *rc::gen::inRange<int64_t>(2, 4);
   if (prop == Property::robustness &&
       *rc::gen::weightedOneOf<bool>({{3, rc::gen::just(false)}, {1, rc::gen::just(true)}})) {
     // A single key: out must equal v.

@@ -4,39 +4,135 @@
 #include "cuda/device_harness.h"
 #endif
 
+#include <cxxabi.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <ucontext.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <exception>
+#include <iostream>
+#include <memory>
+#include <new>
+#include <thread>
+#include <typeinfo>
 
 namespace attncheck {
 
 namespace {
 
+size_t page_size() {
+  static const size_t p = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  return p;
+}
+
+// What a forked child leaves for the parent. It lives in a shared page, not
+// a pipe: a call that closes every descriptor cannot lose it.
 struct ChildReport {
+  enum State : int32_t { none = 0, returned = 1, fault = 2, threw = 3 };
+  int32_t state;
   int32_t status;
-  int32_t fault;  // 1 when the message describes a fault
-  char message[1000];
+  char text[1500];  // fault, throw: what happened
 };
 
-// The child's fault handler needs the case and the pipe.
-GuardedCase* g_case = nullptr;
-int g_pipe = -1;
+// [guard][one page: the report at its start, the message buffer flush
+// against its end][guard]. Shared with a forked child; the guards make a
+// message written past message_size a fault.
+class CallPage {
+ public:
+  explicit CallPage(bool shared) {
+    static_assert(sizeof(ChildReport) + kMessageSize <= 4096);
+    const size_t p = page_size();
+    void* m = mmap(nullptr, 3 * p, PROT_READ | PROT_WRITE, (shared ? MAP_SHARED : MAP_PRIVATE) | MAP_ANONYMOUS,
+                   -1, 0);
+    if (m == MAP_FAILED) return;
+    base_ = static_cast<std::byte*>(m);
+    mprotect(base_, p, PROT_NONE);
+    mprotect(base_ + 2 * p, p, PROT_NONE);
+  }
+  ~CallPage() {
+    if (base_) munmap(base_, 3 * page_size());
+  }
+  CallPage(const CallPage&) = delete;
+  CallPage& operator=(const CallPage&) = delete;
+  bool ok() const { return base_ != nullptr; }
+  ChildReport& report() { return *reinterpret_cast<ChildReport*>(base_ + page_size()); }
+  char* message() { return reinterpret_cast<char*>(base_ + 2 * page_size() - kMessageSize); }
+  bool in_guard(const void* a) const {
+    const auto* b = static_cast<const std::byte*>(a);
+    const size_t p = page_size();
+    return (b >= base_ && b < base_ + p) || (b >= base_ + 2 * p && b < base_ + 3 * p);
+  }
+  // The message as the implementation left it: at most message_size bytes.
+  std::string message_text() { return std::string(message(), strnlen(message(), kMessageSize)); }
 
-void report_and_exit(const ChildReport& r, int code) {
-  ssize_t n = write(g_pipe, &r, sizeof r);
-  (void)n;
-  _exit(code);
+ private:
+  std::byte* base_ = nullptr;
+};
+
+std::string demangle(const char* name) {
+  int st = 0;
+  std::unique_ptr<char, void (*)(void*)> d(abi::__cxa_demangle(name, nullptr, nullptr, &st), std::free);
+  return st == 0 && d ? d.get() : name;
+}
+
+// Inside a catch: "threw std::runtime_error: <what()>".
+std::string exception_text() {
+  const std::type_info* t = abi::__cxa_current_exception_type();
+  std::string text = "threw " + (t ? demangle(t->name()) : std::string("an exception"));
+  try {
+    throw;
+  } catch (const std::exception& e) {
+    text += std::string(": ") + e.what();
+  } catch (...) {
+  }
+  return text;
+}
+
+bool is_bad_alloc() {
+  try {
+    throw;
+  } catch (const std::bad_alloc&) {
+    return true;
+  } catch (...) {
+    return false;
+  }
+}
+
+// The forked child's state, for its signal and terminate handlers.
+GuardedCase* g_case = nullptr;
+CallPage* g_page = nullptr;
+double g_memory_limit_gib = 0;
+
+void put_text(ChildReport& r, const std::string& s) {
+  std::strncpy(r.text, s.c_str(), sizeof r.text - 1);
+  r.text[sizeof r.text - 1] = '\0';
+}
+
+[[noreturn]] void child_exit_threw(const std::string& what) {
+  ChildReport& r = g_page->report();
+  r.status = ATTNCHECK_FAILED;
+  put_text(r, what);
+  r.state = ChildReport::threw;
+  _exit(0);
+}
+
+std::string memory_exceeded(double gib) {
+  char b[96];
+  std::snprintf(b, sizeof b, "exceeded the memory limit of %g GiB", gib);
+  return b;
 }
 
 void on_fault(int sig, siginfo_t* info, void* ctx) {
-  ChildReport r{};
-  r.status = ATTNCHECK_FAILED;
-  r.fault = 1;
   bool write_access = false;
 #if defined(__x86_64__)
   write_access = (static_cast<ucontext_t*>(ctx)->uc_mcontext.gregs[REG_ERR] & 2) != 0;
@@ -46,129 +142,282 @@ void on_fault(int sig, siginfo_t* info, void* ctx) {
   // describe_address allocates; the child is about to exit and runs nothing
   // else, so a deadlock on the allocator is the only risk, and then the
   // parent reports a hang at the same case.
-  std::string what = g_case ? g_case->describe_address(info->si_addr, write_access) : "";
+  std::string what;
+  if (g_page->in_guard(info->si_addr))
+    what = "fault: " + std::string(write_access ? "wrote" : "read") + " past the end of the message buffer (" +
+           std::to_string(kMessageSize) + " bytes, as message_size said)";
+  else if (g_case && !(what = g_case->describe_address(info->si_addr, write_access)).empty())
+    what = "fault: " + what;
   if (what.empty()) {
     char buf[160];
     std::snprintf(buf, sizeof buf, "%s at address %p (outside every tensor's mapping)",
                   sig == SIGBUS ? "bus error" : "segmentation fault", info->si_addr);
     what = buf;
-  } else {
-    what = "fault: " + what;
   }
-  std::strncpy(r.message, what.c_str(), sizeof r.message - 1);
-  report_and_exit(r, 3);
+  ChildReport& r = g_page->report();
+  r.status = ATTNCHECK_FAILED;
+  put_text(r, what);
+  r.state = ChildReport::fault;
+  _exit(0);
+}
+
+// An exception that reaches a noexcept frame (a C function between the
+// throw and our catch) ends in std::terminate: say what it was.
+void on_terminate() {
+  std::string what = "called std::terminate";
+  if (std::current_exception()) {
+    try {
+      throw;
+    } catch (...) {
+      what += " (" + exception_text() + ")";
+    }
+  }
+  child_exit_threw(what);
+}
+
+// Bytes of address space this process has mapped now.
+size_t mapped_bytes() {
+  FILE* f = std::fopen("/proc/self/statm", "r");
+  unsigned long pages = 0;
+  if (f) {
+    if (std::fscanf(f, "%lu", &pages) != 1) pages = 0;
+    std::fclose(f);
+  }
+  return pages * page_size();
+}
+
+[[noreturn]] void child(const attncheck_impl& impl, GuardedCase& g, CallPage& page, int output_fd,
+                        const RunOptions& opt, size_t address_limit) {
+  g_case = &g;
+  g_page = &page;
+  g_memory_limit_gib = opt.memory_limit_gib;
+  // Nothing the call prints reaches the report: it goes to the capture file,
+  // bounded by RLIMIT_FSIZE (writes past it fail instead of raising SIGXFSZ).
+  dup2(output_fd, 1);
+  dup2(output_fd, 2);
+  close(output_fd);
+  signal(SIGXFSZ, SIG_IGN);
+  rlimit fsize{opt.output_limit, opt.output_limit};
+  setrlimit(RLIMIT_FSIZE, &fsize);
+  if (address_limit) {
+    rlimit as{address_limit, address_limit};
+    setrlimit(RLIMIT_AS, &as);
+  }
+  static char altstack[1 << 16];
+  stack_t ss{};
+  ss.ss_sp = altstack;
+  ss.ss_size = sizeof altstack;
+  sigaltstack(&ss, nullptr);
+  struct sigaction sa {};
+  sa.sa_sigaction = on_fault;
+  sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+  sigaction(SIGSEGV, &sa, nullptr);
+  sigaction(SIGBUS, &sa, nullptr);
+  std::set_terminate(on_terminate);
+  // Whatever happens, this process never returns into the suite.
+  try {
+    g.protect_inputs(true);
+    const attncheck_status s = impl.attention(g.call(), page.message(), kMessageSize);
+    ChildReport& r = page.report();
+    r.status = s;
+    r.state = ChildReport::returned;
+    _exit(0);
+  } catch (...) {
+    std::string what = exception_text();
+    if (address_limit && is_bad_alloc()) what = memory_exceeded(opt.memory_limit_gib) + " (" + what + ")";
+    child_exit_threw(what);
+  }
+}
+
+// Waits up to `seconds` for the child to exit; false on timeout.
+bool wait_child(pid_t pid, double seconds, int* wstatus) {
+  const auto start = std::chrono::steady_clock::now();
+  auto left = [&] {
+    return seconds - std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  };
+#ifdef SYS_pidfd_open
+  const int pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
+  if (pidfd >= 0) {
+    bool exited = false;
+    for (;;) {
+      const double l = left();
+      if (l <= 0) break;
+      pollfd p{pidfd, POLLIN, 0};
+      const int ready = poll(&p, 1, static_cast<int>(l * 1000) + 1);
+      if (ready > 0) {
+        exited = true;
+        break;
+      }
+      if (ready < 0 && errno != EINTR) break;
+    }
+    close(pidfd);
+    if (exited) {
+      while (waitpid(pid, wstatus, 0) < 0 && errno == EINTR) {
+      }
+      return true;
+    }
+    return false;
+  }
+#endif
+  // No pidfd (an old kernel): poll waitpid, backing off to 5 ms.
+  std::chrono::microseconds nap(50);
+  for (;;) {
+    const pid_t r = waitpid(pid, wstatus, WNOHANG);
+    if (r == pid) return true;
+    if (r < 0 && errno != EINTR) return true;
+    if (left() <= 0) return false;
+    std::this_thread::sleep_for(nap);
+    nap = std::min(nap * 2, std::chrono::microseconds(5000));
+  }
+}
+
+// The last lines of what the call printed, with how much it printed.
+std::string output_tail(int fd) {
+  struct stat st {};
+  if (fstat(fd, &st) != 0 || st.st_size == 0) return "";
+  const off_t size = st.st_size;
+  constexpr off_t kTail = 2048;
+  const off_t from = size > kTail ? size - kTail : 0;
+  std::string tail(static_cast<size_t>(size - from), '\0');
+  const ssize_t n = pread(fd, tail.data(), tail.size(), from);
+  tail.resize(n > 0 ? static_cast<size_t>(n) : 0);
+  // The last 8 lines, each cut to 200 characters, unprintable bytes as '?'.
+  size_t start = tail.size();
+  for (int lines = 0; start > 0 && lines < 9; --start)
+    if (tail[start - 1] == '\n' && ++lines == 9) break;
+  std::string out;
+  size_t col = 0;
+  for (size_t i = start; i < tail.size(); ++i) {
+    const char c = tail[i];
+    if (c == '\n') {
+      out += '\n', col = 0;
+      continue;
+    }
+    if (++col > 200) continue;
+    out += (static_cast<unsigned char>(c) < 0x20 && c != '\t') || static_cast<unsigned char>(c) >= 0x7f ? '?' : c;
+  }
+  while (!out.empty() && out.back() == '\n') out.pop_back();
+  return "printed " + std::to_string(size) + " bytes" + (from > 0 ? ", ending" : "") + ":\n" + out;
+}
+
+void check_status(RunResult& r) {
+  if (r.finding.empty() && r.status != ATTNCHECK_OK && r.status != ATTNCHECK_UNSUPPORTED &&
+      r.status != ATTNCHECK_FAILED)
+    r.finding = "returned status " + std::to_string(static_cast<int>(r.status)) + ", not one of the ABI's (0, 1, 2)";
 }
 
 // A decline or an error must not scribble either.
 RunResult finish(GuardedCase& g, RunResult r) {
-  if (r.finding.empty()) r.finding = g.check_memory();
+  check_status(r);
+  if (r.finding.empty() && r.error.empty()) r.finding = g.check_memory();
   return r;
+}
+
+RunResult run_in_process(const attncheck_impl& impl, GuardedCase& g) {
+  RunResult result;
+  CallPage page(false);
+  if (!page.ok()) {
+    result.error = "mmap of the message buffer failed";
+    return result;
+  }
+  g.protect_inputs(true);
+  try {
+    result.status = impl.attention(g.call(), page.message(), kMessageSize);
+    result.message = page.message_text();
+  } catch (...) {
+    result.status = ATTNCHECK_FAILED;
+    result.finding = exception_text();
+  }
+  g.protect_inputs(false);
+  return finish(g, result);
+}
+
+RunResult run_forked(const attncheck_impl& impl, GuardedCase& g, const RunOptions& opt) {
+  RunResult result;
+  CallPage page(true);
+  if (!page.ok()) {
+    result.error = "mmap of the report page failed";
+    return result;
+  }
+  const int output_fd = static_cast<int>(syscall(SYS_memfd_create, "attncheck-call-output", 1u /* CLOEXEC */));
+  if (output_fd < 0) {
+    result.error = std::string("memfd_create failed: ") + std::strerror(errno);
+    return result;
+  }
+  const size_t address_limit =
+      opt.memory_limit_gib > 0 ? mapped_bytes() + static_cast<size_t>(opt.memory_limit_gib * (1ull << 30)) : 0;
+  // What the suite has buffered must not be written again by the child.
+  std::cout.flush();
+  std::cerr.flush();
+  std::fflush(nullptr);
+  const pid_t pid = fork();
+  if (pid < 0) {
+    close(output_fd);
+    result.error = std::string("fork failed: ") + std::strerror(errno);
+    return result;
+  }
+  if (pid == 0) child(impl, g, page, output_fd, opt, address_limit);
+  const double limit = time_limit(g.spec(), opt);
+  int wstatus = 0;
+  if (!wait_child(pid, limit, &wstatus)) {
+    kill(pid, SIGKILL);
+    while (waitpid(pid, &wstatus, 0) < 0 && errno == EINTR) {
+    }
+    char buf[128];
+    std::snprintf(buf, sizeof buf, "hang: no return within %.1f s (killed)", limit);
+    result.finding = buf;
+    result.hang = true;
+    result.output = output_tail(output_fd);
+    close(output_fd);
+    return result;
+  }
+  result.output = output_tail(output_fd);
+  close(output_fd);
+  const ChildReport& r = page.report();
+  const bool clean_exit = WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0;
+  if (r.state == ChildReport::returned && clean_exit) {
+    result.status = static_cast<attncheck_status>(r.status);
+    result.message = page.message_text();
+    return finish(g, result);
+  }
+  if ((r.state == ChildReport::fault || r.state == ChildReport::threw) && clean_exit) {
+    result.finding = std::string(r.text, strnlen(r.text, sizeof r.text));
+    return result;
+  }
+  if (WIFSIGNALED(wstatus)) {
+    result.finding = "crashed: killed by signal " + std::to_string(WTERMSIG(wstatus)) + " (" +
+                     strsignal(WTERMSIG(wstatus)) + ")";
+    if (WTERMSIG(wstatus) == SIGABRT) result.finding += ": it called abort()";
+  } else {
+    result.finding = "exited with status " + std::to_string(WEXITSTATUS(wstatus)) +
+                     " during the call instead of returning (exit, _exit or a fatal error of its own)";
+  }
+  // A sanitizer's allocator reports running out of memory and exits; say
+  // which limit it ran into.
+  if (address_limit && result.output.find("out of memory") != std::string::npos)
+    result.finding = memory_exceeded(opt.memory_limit_gib) + ": " + result.finding;
+  return result;
 }
 
 }  // namespace
 
+double time_limit(const Case& c, const RunOptions& opt) {
+  return opt.timeout_base + opt.timeout_per_gflop * c.flops() * 1e-9;
+}
+
 RunResult run_call(const attncheck_impl& impl, GuardedCase& g, const RunOptions& opt) {
-  RunResult result;
   if (impl.device_type == kDLCUDA) {
     // Tensors in device memory, called in-process: src/check/cuda/.
 #ifdef ATTNCHECK_HAVE_CUDA
-    result = cuda_harness::run_call(impl, g, opt);
+    RunResult result = cuda_harness::run_call(impl, g, opt);
     return result.finding.empty() ? finish(g, result) : result;
 #else
-    result.finding = "no CUDA device is present (this build of attncheck has no CUDA support)";
+    RunResult result;
+    result.error = "no CUDA device is present (this build of attncheck has no CUDA support)";
     return result;
 #endif
   }
-  if (!opt.fork) {
-    char message[1000] = "";
-    g.protect_inputs(true);
-    result.status = impl.attention(g.call(), message, sizeof message);
-    g.protect_inputs(false);
-    message[sizeof message - 1] = '\0';
-    result.message = message;
-    return finish(g, result);
-  }
-  int fds[2];
-  if (pipe(fds) != 0) {
-    result.finding = "internal: pipe failed";
-    return result;
-  }
-  const pid_t pid = fork();
-  if (pid < 0) {
-    close(fds[0]), close(fds[1]);
-    result.finding = "internal: fork failed";
-    return result;
-  }
-  if (pid == 0) {
-    close(fds[0]);
-    g_case = &g;
-    g_pipe = fds[1];
-    static char altstack[1 << 16];
-    stack_t ss{};
-    ss.ss_sp = altstack;
-    ss.ss_size = sizeof altstack;
-    sigaltstack(&ss, nullptr);
-    struct sigaction sa {};
-    sa.sa_sigaction = on_fault;
-    sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
-    sigaction(SIGSEGV, &sa, nullptr);
-    sigaction(SIGBUS, &sa, nullptr);
-    g.protect_inputs(true);
-    ChildReport r{};
-    r.status = impl.attention(g.call(), r.message, sizeof r.message);
-    r.message[sizeof r.message - 1] = '\0';
-    report_and_exit(r, 0);
-  }
-  close(fds[1]);
-  const double limit = opt.timeout_base + opt.timeout_per_gflop * g.spec().flops() * 1e-9;
-  const auto start = std::chrono::steady_clock::now();
-  ChildReport r{};
-  size_t got = 0;
-  bool hang = false;
-  while (got < sizeof r) {
-    const double left = limit - std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    if (left <= 0) {
-      hang = true;
-      break;
-    }
-    pollfd p{fds[0], POLLIN, 0};
-    const int ready = poll(&p, 1, static_cast<int>(left * 1000) + 1);
-    if (ready < 0 && errno == EINTR) continue;
-    if (ready == 0) continue;
-    const ssize_t n = read(fds[0], reinterpret_cast<char*>(&r) + got, sizeof r - got);
-    if (n <= 0) break;  // the child closed the pipe without a full report
-    got += static_cast<size_t>(n);
-  }
-  close(fds[0]);
-  if (hang) kill(pid, SIGKILL);
-  int wstatus = 0;
-  while (waitpid(pid, &wstatus, 0) < 0 && errno == EINTR) {
-  }
-  if (hang) {
-    char buf[128];
-    std::snprintf(buf, sizeof buf, "hang: no return within %.1f s (killed)", limit);
-    result.finding = buf;
-    return result;
-  }
-  if (got < sizeof r) {
-    if (WIFSIGNALED(wstatus))
-      result.finding = "crashed: killed by signal " + std::to_string(WTERMSIG(wstatus)) + " (" +
-                       strsignal(WTERMSIG(wstatus)) + ")";
-    else
-      result.finding = "exited with status " + std::to_string(WEXITSTATUS(wstatus)) +
-                       " during the call instead of returning";
-    return result;
-  }
-  result.status = static_cast<attncheck_status>(r.status);
-  result.message = r.message;
-  if (r.fault) {
-    result.finding = r.message;
-    result.message.clear();
-    return result;
-  }
-  if (r.status != ATTNCHECK_OK && r.status != ATTNCHECK_UNSUPPORTED && r.status != ATTNCHECK_FAILED)
-    result.finding = "returned status " + std::to_string(r.status) + ", not one of the ABI's";
-  return finish(g, result);
+  return opt.fork ? run_forked(impl, g, opt) : run_in_process(impl, g);
 }
 
 }  // namespace attncheck

@@ -26,12 +26,10 @@ void count(Coverage* cov, const Case& c, const Verdict& v) {
   if (!cov) return;
   const std::string ad = std::string(ref::name_of(c.axes)) + " " + ref::name_of(c.dtype);
   const bool declined = v.kind == Verdict::declined;
-  cov->by_axes_dtype[ad].first++;
-  cov->by_axes_dtype[ad].second += declined;
-  for (const auto& cls : c.layout_classes()) {
-    cov->by_class[cls].first++;
-    cov->by_class[cls].second += declined;
-  }
+  if (v.kind != Verdict::pass && !declined) return;  // neither checked nor declined
+  auto add = [&](std::pair<int, int>& n) { declined ? ++n.second : ++n.first; };
+  add(cov->by_axes_dtype[ad]);
+  for (const auto& cls : c.layout_classes()) add(cov->by_class[cls]);
   if (declined) cov->decline_reasons[v.summary]++;
   if (v.kind == Verdict::pass) {
     cov->worst_bound_ratio = std::max(cov->worst_bound_ratio, v.worst_ratio);
@@ -56,7 +54,10 @@ void load_rapidcheck_configuration_quietly() {
 CheckOptions check_options(const SuiteOptions& opt) {
   CheckOptions c;
   c.run.fork = opt.fork;
+  c.run.timeout_base = opt.timeout_base;
+  c.run.memory_limit_gib = opt.memory_limit_gib;
   c.strict = opt.strict;
+  c.no_declines = opt.no_declines;
   return c;
 }
 
@@ -98,12 +99,30 @@ std::string shell_quote(const std::string& s) {
   return q + "'";
 }
 
+std::string PropertyOutcome::not_verified() const {
+  if (failure || !error.empty() || checked > 0) return "";
+  if (!skipped.empty()) return skipped;
+  if (declined > 0 && vacuous == 0) {
+    // The most frequent reason.
+    std::string why;
+    int most = 0;
+    for (const auto& [reason, n] : decline_reasons)
+      if (n > most) most = n, why = reason;
+    return "every call declined: " + why;
+  }
+  if (vacuous > 0 && declined == 0) return "nothing to compare in any case";
+  if (cases == 0) return "no case was generated";
+  return "no case checked (" + std::to_string(declined) + " declined, " + std::to_string(vacuous) +
+         " with nothing to compare)";
+}
+
 PropertyOutcome run_property(const attncheck_impl& impl, Property p, Axes axes, DType dtype,
                              const SuiteOptions& opt, Coverage* cov) {
+  using clock = std::chrono::steady_clock;
   load_rapidcheck_configuration_quietly();
   PropertyOutcome r;
   r.property = p, r.axes = axes, r.dtype = dtype;
-  const auto start = std::chrono::steady_clock::now();
+  const auto start = clock::now();
   gen::CaseOptions g;
   g.axes = axes;
   g.dtype = dtype;
@@ -113,25 +132,50 @@ PropertyOutcome run_property(const attncheck_impl& impl, Property p, Axes axes, 
   search.diagnose = false;  // only the minimal case is diagnosed
   bool failed = false;
   int seen = 0;
+  clock::time_point shrink_deadline = clock::time_point::max();
   Listener listener;
+  // A check that throws is the checker's error, never a verdict.
+  auto check = [&](const Case& c, const CheckOptions& o) -> std::optional<Verdict> {
+    try {
+      Verdict v = check_property(p, impl, c, o);
+      if (v.kind == Verdict::error && r.error.empty()) r.error = v.summary;
+      if (v.kind == Verdict::error) return std::nullopt;
+      return v;
+    } catch (const std::exception& e) {
+      if (r.error.empty()) r.error = std::string("the checker threw: ") + e.what() + " (case " + c.to_text() + ")";
+    } catch (...) {
+      if (r.error.empty()) r.error = "the checker threw an unknown exception (case " + c.to_text() + ")";
+    }
+    return std::nullopt;
+  };
+  auto shrinking_allowed = [&] {
+    return clock::now() < shrink_deadline && (!r.hung || opt.shrink_hangs);
+  };
   auto body = [&] {
     const Case c =
         *rc::gen::suchThat(gen::attention_case(g), [p](const Case& x) { return property_accepts(p, x); });
-    if (failed && listener.shrinks > opt.max_shrinks) RC_SUCCEED("shrink budget spent");
-    const Verdict v = check_property(p, impl, c, search);
+    if (!r.error.empty()) RC_SUCCEED("stopped: checker error");
+    if (failed && (listener.shrinks > opt.max_shrinks || !shrinking_allowed())) RC_SUCCEED("shrink budget spent");
+    const std::optional<Verdict> v = check(c, search);
+    if (!v) RC_SUCCEED("stopped: checker error");
     ++r.cases;
     if (!failed) {
       ++seen;
-      count(cov, c, v);
-      if (v.kind == Verdict::pass) ++r.passed;
-      if (v.kind == Verdict::declined) ++r.declined;
+      count(cov, c, *v);
+      if (v->kind == Verdict::pass) ++r.checked;
+      if (v->kind == Verdict::declined) ++r.declined, ++r.decline_reasons[v->summary];
+      if (v->kind == Verdict::vacuous) ++r.vacuous;
       if (opt.progress) opt.progress(seen, opt.cases);
     }
-    if (v.kind == Verdict::fail) {
-      if (!failed) r.cases_before_failure = seen - 1;
+    if (v->kind == Verdict::fail) {
+      if (!failed) {
+        r.cases_before_failure = seen - 1;
+        r.hung = v->hang;
+        shrink_deadline = clock::now() + std::chrono::milliseconds(static_cast<int64_t>(opt.shrink_seconds * 1000));
+      }
       failed = true;
-      r.failure = Failure{c, v};
-      RC_FAIL(v.summary);
+      r.failure = Failure{c, *v, ""};
+      RC_FAIL(v->summary);
     }
   };
   rc::detail::TestParams params;
@@ -143,19 +187,44 @@ PropertyOutcome run_property(const attncheck_impl& impl, Property p, Axes axes, 
   params.disableShrinking = !opt.shrink;
   rc::detail::TestMetadata meta;
   meta.id = std::string(impl.name) + "/" + name_of(p);
-  rc::detail::checkTestable(body, meta, params, listener);
-  if (r.failure) {
-    if (opt.shrink)
+  const rc::detail::TestResult result = rc::detail::checkTestable(body, meta, params, listener);
+  // RapidCheck's own verdict must agree with what the body saw: a failure
+  // it found that the body did not record (an exception that escaped the
+  // body), giving up on discards, or an error of its own, is the checker's
+  // error, never a pass.
+  rc::detail::FailureResult rc_failure;
+  rc::detail::GaveUpResult gave_up;
+  rc::detail::Error rc_error;
+  if (r.error.empty()) {
+    if (result.match(rc_failure) && !r.failure)
+      r.error = "RapidCheck reported a failure the checker did not record: " + rc_failure.description;
+    else if (result.match(gave_up))
+      r.error = "RapidCheck gave up (" + gave_up.description + ") after " + std::to_string(gave_up.numSuccess) +
+                " cases";
+    else if (result.match(rc_error))
+      r.error = "RapidCheck: " + rc_error.description;
+  }
+  if (r.failure && r.error.empty()) {
+    if (!opt.shrink) r.failure->not_minimal = "not shrunk: shrinking is off";
+    else if (r.hung && !opt.shrink_hangs)
+      r.failure->not_minimal = "not shrunk: hangs are shrunk once per implementation, each try costs the time limit";
+    if (opt.shrink && shrinking_allowed())
       r.failure->c = shrink_case(
           r.failure->c,
-          [&](const Case& c) { return property_accepts(p, c) && check_property(p, impl, c, search).kind == Verdict::fail; },
+          [&](const Case& c) {
+            if (!shrinking_allowed() || !property_accepts(p, c)) return false;
+            const auto v = check(c, search);
+            return v && v->kind == Verdict::fail;
+          },
           opt.max_case_shrinks);
+    if (opt.shrink && r.failure->not_minimal.empty() && clock::now() >= shrink_deadline)
+      r.failure->not_minimal = "shrinking stopped after its " + std::to_string(static_cast<int>(opt.shrink_seconds)) +
+                               " s budget";
     CheckOptions d = check_options(opt);
     d.compare_f32 = true;
-    const Verdict v = check_property(p, impl, r.failure->c, d);
-    if (v.kind == Verdict::fail) r.failure->v = v;
+    if (const auto v = check(r.failure->c, d); v && v->kind == Verdict::fail) r.failure->v = *v;
   }
-  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  r.seconds = std::chrono::duration<double>(clock::now() - start).count();
   return r;
 }
 
@@ -165,11 +234,17 @@ PropertyOutcome run_case(const attncheck_impl& impl, Property p, const Case& c, 
   CheckOptions d = check_options(opt);
   d.compare_f32 = true;
   const auto start = std::chrono::steady_clock::now();
-  const Verdict v = check_property(p, impl, c, d);
-  r.cases = 1;
-  if (v.kind == Verdict::pass) r.passed = 1;
-  if (v.kind == Verdict::declined) r.declined = 1;
-  if (v.kind == Verdict::fail) r.failure = Failure{c, v};
+  try {
+    const Verdict v = check_property(p, impl, c, d);
+    r.cases = 1;
+    if (v.kind == Verdict::pass) r.checked = 1;
+    if (v.kind == Verdict::declined) r.declined = 1, r.decline_reasons[v.summary] = 1;
+    if (v.kind == Verdict::vacuous) r.vacuous = 1;
+    if (v.kind == Verdict::error) r.error = v.summary;
+    if (v.kind == Verdict::fail) r.failure = Failure{c, v, ""}, r.hung = v.hang;
+  } catch (const std::exception& e) {
+    r.error = std::string("the checker threw: ") + e.what();
+  }
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return r;
 }
@@ -184,12 +259,13 @@ void print_failure(std::ostream& out, const PropertyOutcome& r, const std::strin
   if (f.v.wrong_values || !f.v.diagnosis.empty())
     out << "    diagnosis: " << (f.v.diagnosis.empty() ? "no known wrong semantics matches" : f.v.diagnosis)
         << "\n";
-  out << "    minimal case: " << ref::name_of(c.axes) << " " << ref::name_of(c.dtype) << ", B=" << c.B
+  out << "    " << (f.not_minimal.empty() ? "minimal case" : "case (" + f.not_minimal + ")") << ": "
+      << ref::name_of(c.axes) << " " << ref::name_of(c.dtype) << ", B=" << c.B
       << " C=" << c.C << " Cv=" << c.Cv << " heads=" << c.heads << " scale=" << c.scale << ", groups "
       << c.groups() << ", Sq " << c.Sq() << ", Sk " << c.Sk() << ", share " << name_of(c.share) << "\n";
   for (int t = 0; t < 4; ++t)
     out << "      " << role_name(t) << (t == 3 ? " " : "   ") << make_layout(c.layout[t], c.shape(t)).str()
-        << (c.layout[t].misalign ? " misaligned" : "")
+        << (c.misaligned(t) ? " misaligned" : "")
         << (t < 3 ? std::string(" values ") + name_of(c.values[t].kind) : std::string()) << "\n";
   out << "    replay: " << replay << "\n";
 }

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <fstream>
 #include <map>
+#include <set>
 
 namespace attncheck {
 
@@ -43,19 +44,155 @@ std::string xml_escape(const std::string& s) {
   return o;
 }
 
-bool write_json(const std::string& path, const VerifyOptions& opt, const std::vector<Run>& runs, bool failed,
-                int cases, double secs) {
+const char* run_result(const PropertyOutcome& o) {
+  if (o.failure) return "FAILED";
+  if (!o.error.empty()) return "ERROR";
+  if (!o.not_verified().empty()) return "NOT VERIFIED";
+  return "ok";
+}
+
+struct Totals {
+  int runs = 0, failed = 0, errors = 0, not_verified = 0, checked = 0, declined = 0;
+  int exit_status() const {
+    if (failed) return kExitFailed;
+    if (errors) return kExitError;
+    if (not_verified) return kExitNotVerified;
+    return kExitPassed;
+  }
+  const char* word() const {
+    switch (exit_status()) {
+      case kExitFailed: return "FAILED";
+      case kExitError: return "ERROR";
+      case kExitNotVerified: return "NOT VERIFIED";
+    }
+    return "PASSED";
+  }
+};
+
+Totals totals(const std::vector<Run>& runs, const std::string& impl = "") {
+  Totals t;
+  for (const auto& r : runs) {
+    if (!impl.empty() && r.impl != impl) continue;
+    const auto& o = r.outcome;
+    ++t.runs;
+    t.failed += o.failure.has_value();
+    t.errors += !o.failure && !o.error.empty();
+    t.not_verified += !o.not_verified().empty();
+    t.checked += o.checked;
+    t.declined += o.declined;
+  }
+  return t;
+}
+
+// "8 of 24 property runs failed, 2 not verified, 1 error; 640 cases checked, 80 declined"
+std::string totals_text(const Totals& t) {
+  std::string s = std::to_string(t.runs) + " property runs";
+  if (t.failed) s += ", " + std::to_string(t.failed) + " failed";
+  if (t.not_verified) s += ", " + std::to_string(t.not_verified) + " not verified";
+  if (t.errors) s += ", " + std::to_string(t.errors) + " could not run";
+  s += "; " + std::to_string(t.checked) + " cases checked";
+  if (t.declined) s += ", " + std::to_string(t.declined) + " calls declined";
+  return s;
+}
+
+std::string run_name(const PropertyOutcome& o) {
+  return std::string(name_of(o.property)) + " " + ref::name_of(o.axes) + " " + ref::name_of(o.dtype);
+}
+
+// Where some runs verified nothing: the axes families and dtypes in which
+// some run did check cases, as the options that verify only those.
+std::string served_options(const std::vector<Run>& runs, const VerifyOptions& opt) {
+  std::set<Axes> axes;
+  std::set<DType> dtypes;
+  for (const auto& r : runs)
+    if (r.outcome.checked > 0) axes.insert(r.outcome.axes), dtypes.insert(r.outcome.dtype);
+  if (axes.empty()) return "";
+  std::string s;
+  if (axes.size() < std::set<Axes>(opt.axes.begin(), opt.axes.end()).size()) {
+    s += " --axes ";
+    for (auto a : axes) s += std::string(s.back() == ' ' ? "" : ",") + ref::name_of(a);
+  }
+  if (dtypes.size() < std::set<DType>(opt.dtypes.begin(), opt.dtypes.end()).size()) {
+    s += " --dtype ";
+    for (auto d : dtypes) s += std::string(s.back() == ' ' ? "" : ",") + ref::name_of(d);
+  }
+  return s;
+}
+
+void print_table(std::ostream& out, const std::string& impl, const std::vector<Run>& runs) {
+  out << "  property             axes             dtype  checked  declined  vacuous  result\n";
+  for (const auto& r : runs) {
+    if (r.impl != impl) continue;
+    const auto& o = r.outcome;
+    char line[200];
+    std::snprintf(line, sizeof line, "  %-20s %-16s %-6s %7d  %8d  %7d  %s\n", name_of(o.property),
+                  ref::name_of(o.axes), ref::name_of(o.dtype), o.checked, o.declined, o.vacuous, run_result(o));
+    out << line;
+  }
+}
+
+void print_coverage(std::ostream& out, const Coverage& cov) {
+  out << "  coverage (cases checked / declined) by layout class:";
+  for (const auto& [cls, n] : cov.by_class) out << " " << cls << " " << n.first << "/" << n.second;
+  out << "\n  by axes and dtype:";
+  for (const auto& [k, n] : cov.by_axes_dtype) out << " " << k << " " << n.first << "/" << n.second;
+  out << "\n";
+  for (const auto& [why, n] : cov.decline_reasons) out << "  declined " << n << "x: " << why << "\n";
+  char ratio[64] = "not measured (no passing semantics case in f32, f16 or bf16)";
+  if (cov.worst_f32_ratio >= 0) std::snprintf(ratio, sizeof ratio, "%.3g", cov.worst_f32_ratio);
+  char line[200];
+  std::snprintf(line, sizeof line, "  worst error / bound %.3g; worst error / reference_f32's error %s\n",
+                cov.worst_bound_ratio, ratio);
+  out << line;
+}
+
+// The runs of one implementation that were not verified or could not run,
+// each with why.
+void print_unverified(std::ostream& out, const std::string& impl, const std::vector<Run>& runs,
+                      const VerifyOptions& opt) {
+  std::vector<const Run*> nv;
+  for (const auto& r : runs)
+    if (r.impl == impl && !r.outcome.failure && (!r.outcome.error.empty() || !r.outcome.not_verified().empty()))
+      nv.push_back(&r);
+  if (nv.empty()) return;
+  // One line per distinct reason, naming the runs.
+  std::map<std::string, std::vector<std::string>> by_reason;
+  for (const Run* r : nv) {
+    const auto& o = r->outcome;
+    by_reason[o.error.empty() ? "not verified: " + o.not_verified() : "could not run: " + o.error].push_back(
+        run_name(o));
+  }
+  for (const auto& [why, names] : by_reason) {
+    out << "  " << why << " (" << names.size() << " run" << (names.size() > 1 ? "s" : "") << ": ";
+    for (size_t i = 0; i < names.size() && i < 4; ++i) out << (i ? ", " : "") << names[i];
+    if (names.size() > 4) out << ", ...";
+    out << ")\n";
+  }
+  std::vector<Run> own;
+  for (const auto& r : runs)
+    if (r.impl == impl) own.push_back(r);
+  const std::string serve = served_options(own, opt);
+  if (!serve.empty()) out << "  to verify only what it serves:" << serve << "\n";
+}
+
+bool write_json(const std::string& path, const VerifyOptions& opt, const std::vector<Run>& runs,
+                const Totals& t, double secs) {
   std::ofstream j(path);
   j << "{\n  \"target\": \"" << json_escape(opt.target) << "\",\n  \"seed\": " << opt.seed
-    << ",\n  \"passed\": " << (failed ? "false" : "true") << ",\n  \"cases\": " << cases
+    << ",\n  \"status\": \"" << t.word() << "\",\n  \"exit_status\": " << t.exit_status()
+    << ",\n  \"passed\": " << (t.exit_status() == kExitPassed ? "true" : "false")
+    << ",\n  \"cases_checked\": " << t.checked << ",\n  \"calls_declined\": " << t.declined
     << ",\n  \"seconds\": " << secs << ",\n  \"runs\": [\n";
   for (size_t i = 0; i < runs.size(); ++i) {
     const auto& r = runs[i];
     const auto& o = r.outcome;
+    const std::string why = o.error.empty() ? o.not_verified() : o.error;
     j << "    {\"impl\": \"" << json_escape(r.impl) << "\", \"property\": \"" << name_of(o.property)
       << "\", \"axes\": \"" << ref::name_of(o.axes) << "\", \"dtype\": \"" << ref::name_of(o.dtype)
-      << "\", \"passed\": " << o.passed << ", \"declined\": " << o.declined
-      << ", \"failed\": " << (o.failure ? "true" : "false");
+      << "\", \"checked\": " << o.checked << ", \"declined\": " << o.declined << ", \"vacuous\": " << o.vacuous
+      << ", \"failed\": " << (o.failure ? "true" : "false")
+      << ", \"verified\": " << (!o.failure && why.empty() ? "true" : "false");
+    if (!o.failure && !why.empty()) j << ", \"reason\": \"" << json_escape(why) << "\"";
     if (o.failure)
       j << ", \"case\": \"" << json_escape(o.failure->c.to_text()) << "\", \"summary\": \""
         << json_escape(o.failure->v.summary) << "\", \"diagnosis\": \"" << json_escape(o.failure->v.diagnosis)
@@ -63,34 +200,39 @@ bool write_json(const std::string& path, const VerifyOptions& opt, const std::ve
     j << "}" << (i + 1 < runs.size() ? "," : "") << "\n";
   }
   j << "  ]\n}\n";
+  j.close();
   return static_cast<bool>(j);
 }
 
-bool write_junit(const std::string& path, const std::vector<Run>& runs, int failed, double secs) {
+bool write_junit(const std::string& path, const std::vector<Run>& runs, const Totals& t, double secs) {
   std::ofstream x(path);
-  x << "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"attncheck\" tests=\"" << runs.size()
-    << "\" failures=\"" << failed << "\" time=\"" << secs << "\">\n";
+  x << "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"attncheck\" tests=\"" << t.runs
+    << "\" failures=\"" << t.failed << "\" errors=\"" << t.errors << "\" skipped=\"" << t.not_verified
+    << "\" time=\"" << secs << "\">\n";
   std::map<std::string, std::vector<const Run*>> by_impl;
   for (const auto& r : runs) by_impl[r.impl].push_back(&r);
   for (const auto& [impl, rs] : by_impl) {
-    int f = 0;
-    for (auto* r : rs) f += r->outcome.failure.has_value();
-    x << "  <testsuite name=\"" << xml_escape(impl) << "\" tests=\"" << rs.size() << "\" failures=\"" << f << "\">\n";
+    const Totals ti = totals(runs, impl);
+    x << "  <testsuite name=\"" << xml_escape(impl) << "\" tests=\"" << ti.runs << "\" failures=\"" << ti.failed
+      << "\" errors=\"" << ti.errors << "\" skipped=\"" << ti.not_verified << "\">\n";
     for (auto* r : rs) {
       const auto& o = r->outcome;
       x << "    <testcase classname=\"" << xml_escape(impl) << "\" name=\"" << name_of(o.property) << "."
-        << ref::name_of(o.axes) << "." << ref::name_of(o.dtype) << "\" time=\"" << o.seconds << "\"";
-      if (!o.failure) {
-        x << "/>\n";
-        continue;
-      }
-      x << ">\n      <failure message=\"" << xml_escape(o.failure->v.summary) << "\">"
-        << xml_escape(o.failure->v.diagnosis + "\ncase: " + o.failure->c.to_text() + "\nreplay: " + r->replay)
-        << "</failure>\n    </testcase>\n";
+        << ref::name_of(o.axes) << "." << ref::name_of(o.dtype) << "\" time=\"" << o.seconds << "\">\n";
+      if (o.failure)
+        x << "      <failure message=\"" << xml_escape(o.failure->v.summary) << "\">"
+          << xml_escape(o.failure->v.diagnosis + "\ncase: " + o.failure->c.to_text() + "\nreplay: " + r->replay)
+          << "</failure>\n";
+      else if (!o.error.empty())
+        x << "      <error message=\"" << xml_escape(o.error) << "\"/>\n";
+      else if (!o.not_verified().empty())
+        x << "      <skipped message=\"" << xml_escape("not verified: " + o.not_verified()) << "\"/>\n";
+      x << "    </testcase>\n";
     }
     x << "  </testsuite>\n";
   }
   x << "</testsuites>\n";
+  x.close();
   return static_cast<bool>(x);
 }
 
@@ -103,7 +245,7 @@ int run_verify(const VerifyOptions& opt, std::ostream& out, std::ostream& err) {
     rapidcheck_params_from_env();
   } catch (const std::invalid_argument& e) {
     err << "attncheck: " << e.what() << "\n";
-    return 2;
+    return kExitError;
   }
   std::shared_ptr<Plugin> plugin;
   std::vector<attncheck_impl> impls;
@@ -124,123 +266,151 @@ int run_verify(const VerifyOptions& opt, std::ostream& out, std::ostream& err) {
     }
   } catch (const LoadError& e) {
     err << "attncheck: " << e.what() << "\n";
-    return 2;
+    return kExitError;
   }
+  // Implementations on a device this machine does not have are not
+  // verified (with the reason); the others run.
+  std::map<std::string, std::string> no_device;
   for (const auto& impl : impls)
     if (impl.device_type != kDLCPU) {
 #ifdef ATTNCHECK_HAVE_CUDA
       // Checked through the device harness (src/check/cuda/) when a device is there.
       std::string why;
-      if (cuda_harness::device_present(&why)) continue;
-      err << "attncheck: " << impl.name << " runs on CUDA: no CUDA device is present (" << why << ")\n";
+      if (impl.device_type == kDLCUDA && cuda_harness::device_present(&why)) continue;
+      no_device[impl.name] = impl.device_type == kDLCUDA ? "no CUDA device is present (" + why + ")"
+                                                         : "device type " + std::to_string(impl.device_type) +
+                                                               " is not one attncheck can call";
 #else
-      err << "attncheck: " << impl.name
-          << " runs on CUDA: no CUDA device is present (this build checks CPU implementations)\n";
+      no_device[impl.name] = impl.device_type == kDLCUDA
+                                 ? "no CUDA device is present (this build of attncheck has no CUDA support)"
+                                 : "device type " + std::to_string(impl.device_type) +
+                                       " is not one attncheck can call";
 #endif
-      return 2;
     }
   SuiteOptions sopt;
   sopt.cases = opt.cases;
   sopt.seed = opt.seed;
   sopt.strict = opt.strict;
   sopt.fork = opt.fork;
+  sopt.no_declines = opt.no_declines;
   sopt.max_shrinks = opt.max_shrinks;
   sopt.max_case_shrinks = opt.max_case_shrinks;
+  sopt.timeout_base = opt.timeout_base;
+  sopt.memory_limit_gib = opt.memory_limit_gib;
   auto replay_line = [&](const attncheck_impl& impl, Property p, const Case& c) {
-    std::string s = "attncheck verify " + shell_quote(opt.target);
-    if (!builtin) s += std::string(" --impl ") + impl.name;
+    std::string s = "attncheck verify " + shell_quote(opt.target) + " --impl " + impl.name;
     s += std::string(" --property ") + name_of(p);
     if (opt.strict) s += " --strict";
+    if (opt.no_declines) s += " --no-declines";
+    if (!opt.fork) s += " --no-fork";
     return s + " --case " + shell_quote(c.to_text());
   };
 
   const auto t0 = std::chrono::steady_clock::now();
   std::vector<Run> runs;
   std::map<std::string, Coverage> coverage;
-  int total_cases = 0;
+  std::map<std::string, std::string> hang_notes;
   if (opt.case_text) {
     Case c;
     try {
       c = Case::parse(*opt.case_text);
     } catch (const std::exception& e) {
       err << "attncheck: --case: " << e.what() << "\n";
-      return 2;
+      return kExitError;
     }
     for (const auto& impl : impls)
       for (Property p : opt.properties) {
-        if (!property_accepts(p, c)) continue;
-        Run r{impl.name, run_case(impl, p, c, sopt), replay_line(impl, p, c)};
-        total_cases += r.outcome.cases;
-        out << impl.name << " " << name_of(p) << ": "
-            << (r.outcome.failure ? "FAILED" : r.outcome.declined ? "declined" : "passed") << "\n";
+        Run r{impl.name, {}, replay_line(impl, p, c)};
+        if (no_device.count(impl.name)) r.outcome.skipped = no_device[impl.name];
+        else if (!property_accepts(p, c)) r.outcome.skipped = "the case is not one this property checks";
+        else r.outcome = run_case(impl, p, c, sopt);
+        r.outcome.property = p, r.outcome.axes = c.axes, r.outcome.dtype = c.dtype;
+        const std::string why = r.outcome.error.empty() ? r.outcome.not_verified() : r.outcome.error;
+        out << impl.name << " " << name_of(p) << ": " << run_result(r.outcome)
+            << (why.empty() ? "" : " (" + why + ")") << "\n";
         if (r.outcome.failure) print_failure(out, r.outcome, r.replay);
         runs.push_back(std::move(r));
       }
   } else {
     for (const auto& impl : impls) {
-      out << "verifying " << impl.name << " from " << plugin->path() << " (seed " << opt.seed << ", "
-          << opt.cases << " cases per property, axes family and dtype)\n";
+      SuiteOptions iopt = sopt;
+      if (!opt.brief)
+        out << "verifying " << impl.name << " from " << plugin->path() << " (seed " << opt.seed << ", "
+            << opt.cases << " cases per property, axes family and dtype)\n";
       for (DType dt : opt.dtypes)
         for (Axes ax : opt.axes)
           for (Property p : opt.properties) {
+            Run r{impl.name, {}, ""};
+            if (no_device.count(impl.name)) {
+              r.outcome.property = p, r.outcome.axes = ax, r.outcome.dtype = dt;
+              r.outcome.skipped = no_device[impl.name];
+              runs.push_back(std::move(r));
+              continue;
+            }
             if (opt.progress)
-              sopt.progress = [&](int done, int total) {
+              iopt.progress = [&](int done, int total) {
                 err << "\r  " << impl.name << " " << name_of(p) << " " << ref::name_of(ax) << " "
                     << ref::name_of(dt) << " " << done << "/" << total << "        " << std::flush;
               };
-            Run r{impl.name, run_property(impl, p, ax, dt, sopt, &coverage[impl.name]), ""};
+            r.outcome = run_property(impl, p, ax, dt, iopt, &coverage[impl.name]);
             if (r.outcome.failure) r.replay = replay_line(impl, p, r.outcome.failure->c);
-            total_cases += r.outcome.cases;
+            // One hang must not cost every later property its full time
+            // limit: after it, calls get 2 s and hangs are not shrunk.
+            if (r.outcome.hung && iopt.shrink_hangs) {
+              iopt.timeout_base = std::min(iopt.timeout_base, 2.0);
+              iopt.shrink_hangs = false;
+              hang_notes[impl.name] = "after the hang in " + run_name(r.outcome) +
+                                      ", later calls had a time limit of 2 s (plus 10 s per GFLOP) and hangs "
+                                      "were not shrunk";
+            }
             runs.push_back(std::move(r));
           }
       if (opt.progress) err << "\r" << std::string(70, ' ') << "\r";
     }
-    for (const auto& impl : impls) {
-      out << "\n" << impl.name << ":\n";
-      out << "  property             axes             dtype  passed  declined  result\n";
-      for (const auto& r : runs) {
-        if (r.impl != impl.name) continue;
-        const auto& o = r.outcome;
-        char line[200];
-        std::snprintf(line, sizeof line, "  %-20s %-16s %-6s %6d  %8d  %s\n", name_of(o.property),
-                      ref::name_of(o.axes), ref::name_of(o.dtype), o.passed, o.declined,
-                      o.failure ? "FAILED" : "ok");
-        out << line;
-      }
-      for (const auto& r : runs)
-        if (r.impl == impl.name && r.outcome.failure) print_failure(out, r.outcome, r.replay);
-      const Coverage& cov = coverage[impl.name];
-      out << "  coverage (cases run / declined) by layout class:";
-      for (const auto& [cls, n] : cov.by_class) out << " " << cls << " " << n.first << "/" << n.second;
-      out << "\n  by axes and dtype:";
-      for (const auto& [k, n] : cov.by_axes_dtype) out << " " << k << " " << n.first << "/" << n.second;
-      out << "\n";
-      for (const auto& [why, n] : cov.decline_reasons) out << "  declined " << n << "x: " << why << "\n";
-      char ratio[64] = "not measured (no passing semantics case in f32, f16 or bf16)";
-      if (cov.worst_f32_ratio >= 0) std::snprintf(ratio, sizeof ratio, "%.3g", cov.worst_f32_ratio);
-      char line[200];
-      std::snprintf(line, sizeof line, "  worst error / bound %.3g; worst error / reference_f32's error %s\n",
-                    cov.worst_bound_ratio, ratio);
-      out << line;
-    }
   }
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  int failed = 0;
-  for (const auto& r : runs) failed += r.outcome.failure.has_value();
-  char summary[200];
-  std::snprintf(summary, sizeof summary, "\n%s: %d property runs, %d failed; %d cases in %.1f s (%.0f cases/s)\n",
-                failed ? "FAILED" : "PASSED", static_cast<int>(runs.size()), failed, total_cases, secs,
-                secs > 0 ? total_cases / secs : 0.0);
-  out << summary;
-  if (!opt.json.empty() && !write_json(opt.json, opt, runs, failed > 0, total_cases, secs)) {
-    err << "attncheck: cannot write " << opt.json << "\n";
-    return 2;
+  if (!opt.case_text) {
+    for (const auto& impl : impls) {
+      const Totals t = totals(runs, impl.name);
+      if (opt.brief && t.exit_status() == kExitPassed) {
+        out << impl.name << ": PASSED, " << totals_text(t) << "\n";
+        continue;
+      }
+      if (opt.brief) out << impl.name << ": " << t.word() << ", " << totals_text(t) << "\n";
+      else out << "\n" << impl.name << ":\n";
+      if (no_device.count(impl.name)) {
+        out << "  not verified: " << no_device[impl.name] << " (all " << t.runs << " runs)\n";
+        continue;
+      }
+      print_table(out, impl.name, runs);
+      for (const auto& r : runs)
+        if (r.impl == impl.name && r.outcome.failure) print_failure(out, r.outcome, r.replay);
+      if (hang_notes.count(impl.name)) out << "  note: " << hang_notes[impl.name] << "\n";
+      print_unverified(out, impl.name, runs, opt);
+      print_coverage(out, coverage[impl.name]);
+    }
   }
-  if (!opt.junit.empty() && !write_junit(opt.junit, runs, failed, secs)) {
-    err << "attncheck: cannot write " << opt.junit << "\n";
-    return 2;
+  const Totals t = totals(runs);
+  char timing[96];
+  std::snprintf(timing, sizeof timing, " in %.1f s (%.0f cases/s)", secs, secs > 0 ? t.checked / secs : 0.0);
+  out << (opt.brief && !opt.case_text ? "" : "\n") << t.word() << ": " << totals_text(t) << timing << "\n";
+  if (t.exit_status() == kExitNotVerified)
+    out << "(exit status 3: nothing failed, but the runs above marked NOT VERIFIED checked no case)\n";
+  bool unwritten = false;
+  if (!opt.json.empty() && !write_json(opt.json, opt, runs, t, secs)) {
+    err << "attncheck: cannot write the JSON report " << opt.json << "\n";
+    unwritten = true;
   }
-  return failed ? 1 : 0;
+  if (!opt.junit.empty() && !write_junit(opt.junit, runs, t, secs)) {
+    err << "attncheck: cannot write the JUnit report " << opt.junit << "\n";
+    unwritten = true;
+  }
+  if (!unwritten) return t.exit_status();
+  if (t.exit_status() == kExitFailed) {
+    err << "attncheck: exit status 1: a property failed (and a report could not be written)\n";
+    return kExitFailed;
+  }
+  return kExitError;
 }
 
 }  // namespace attncheck

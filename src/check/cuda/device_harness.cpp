@@ -106,7 +106,7 @@ RunResult run_call(const attncheck_impl& impl, GuardedCase& g, const RunOptions&
     m.input = input;
     m.guard_low = static_cast<size_t>(map->region - map->base);
     m.guard_high = map->total - m.guard_low - map->region_size;
-    m.fill = input ? g.input_fill() : kOutCanary;
+    m.fill = input ? g.input_fill() : g.out_canary();
     void* p = nullptr;
     cudaError_t e = cudaMalloc(&p, map->total);
     if (e == cudaSuccess) {
