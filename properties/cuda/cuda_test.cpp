@@ -130,14 +130,14 @@ TEST(CudaVerify, BuiltinCudaIsNotVerifiedWithoutADeviceAndPassesWithOne) {
   }
 }
 
-TEST(CudaHarness, WithoutADeviceEveryCallIsAFindingNotACrash) {
+TEST(CudaHarness, WithoutADeviceEveryCallIsAnErrorNotACrashNorAPass) {
   std::string why;
   if (cuda_harness::device_present(&why)) GTEST_SKIP() << "a CUDA device is present";
   const Case c = Case::parse("spatial f32 B=1 C=2 Cv=2 heads=1 q=1x2x3 k=1x2x3 scale=1 share=none place=low "
                              "Lq=0/1/0:0:0:0:0/0/a/0/0 Lk=0/1/0:0:0:0:0/0/a/0/0 Lv=0/1/0:0:0:0:0/0/a/0/0 "
                              "Lout=0/1/0:0:0:0:0/0/a/0/0 Vq=normal:1 Vk=normal:2 Vv=normal:3");
   const Verdict v = check_property(Property::semantics, kCuda, c, {});
-  EXPECT_EQ(v.kind, Verdict::fail);
+  EXPECT_EQ(v.kind, Verdict::error);
   EXPECT_THAT(v.summary, HasSubstr("no CUDA device is present"));
 }
 

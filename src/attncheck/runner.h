@@ -29,7 +29,7 @@ struct RunOptions {
 constexpr size_t kMessageSize = 1000;
 
 struct RunResult {
-  attncheck_status status = ATTNCHECK_FAILED;
+  int status = ATTNCHECK_FAILED;  // as returned: may be outside attncheck_status (a finding)
   std::string message;  // the implementation's message (declined or failed)
   std::string finding;  // what the implementation did wrong: a fault, a hang, a throw, ...; "" if none
   std::string output;   // forked calls: the last lines the call printed (stdout and stderr), if any
@@ -37,6 +37,11 @@ struct RunResult {
   bool hang = false;    // the finding is a hang (the call was killed at its time limit)
   bool ok() const { return error.empty() && finding.empty() && status == ATTNCHECK_OK; }
 };
+
+// Calls impl.attention and returns its status as the int it is: a status
+// outside the enum (say 42) must be readable, to be reported, not undefined
+// behaviour in the caller (UBSan rejects such an enum load).
+int call_attention(const attncheck_impl& impl, const attncheck_attention* call, char* message, size_t size);
 
 // The time limit of one call of case c.
 double time_limit(const Case& c, const RunOptions& opt);

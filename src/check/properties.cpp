@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <sstream>
 #include <stdexcept>
 
 namespace attncheck {
@@ -144,15 +145,11 @@ bool unusable(const Outcome& o, Verdict& v, const CheckOptions& opt) {
     v.hang = o.run.hang;
     // What the call printed, after the finding (never into the report's flow).
     if (!o.run.output.empty()) {
-      std::string_view text = o.run.output;
-      const auto nl = text.find('\n');
-      v.details.push_back("the call " + std::string(text.substr(0, nl)));
-      while (nl != std::string_view::npos && !text.empty()) {
-        text.remove_prefix(std::min(text.size(), text.find('\n') + 1));
-        const auto end = text.find('\n');
-        v.details.push_back("| " + std::string(text.substr(0, end)));
-        if (end == std::string_view::npos) break;
-      }
+      std::istringstream lines(o.run.output);
+      std::string line;
+      std::getline(lines, line);
+      v.details.push_back("the call " + line);
+      while (std::getline(lines, line)) v.details.push_back("| " + line);
     }
     return true;
   }

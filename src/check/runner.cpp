@@ -217,7 +217,7 @@ size_t mapped_bytes() {
   // Whatever happens, this process never returns into the suite.
   try {
     g.protect_inputs(true);
-    const attncheck_status s = impl.attention(g.call(), page.message(), kMessageSize);
+    const int s = call_attention(impl, g.call(), page.message(), kMessageSize);
     ChildReport& r = page.report();
     r.status = s;
     r.state = ChildReport::returned;
@@ -303,7 +303,7 @@ std::string output_tail(int fd) {
 void check_status(RunResult& r) {
   if (r.finding.empty() && r.status != ATTNCHECK_OK && r.status != ATTNCHECK_UNSUPPORTED &&
       r.status != ATTNCHECK_FAILED)
-    r.finding = "returned status " + std::to_string(static_cast<int>(r.status)) + ", not one of the ABI's (0, 1, 2)";
+    r.finding = "returned status " + std::to_string(r.status) + ", not one of the ABI's (0, 1, 2)";
 }
 
 // A decline or an error must not scribble either.
@@ -322,7 +322,7 @@ RunResult run_in_process(const attncheck_impl& impl, GuardedCase& g) {
   }
   g.protect_inputs(true);
   try {
-    result.status = impl.attention(g.call(), page.message(), kMessageSize);
+    result.status = call_attention(impl, g.call(), page.message(), kMessageSize);
     result.message = page.message_text();
   } catch (...) {
     result.status = ATTNCHECK_FAILED;
@@ -376,7 +376,7 @@ RunResult run_forked(const attncheck_impl& impl, GuardedCase& g, const RunOption
   const ChildReport& r = page.report();
   const bool clean_exit = WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0;
   if (r.state == ChildReport::returned && clean_exit) {
-    result.status = static_cast<attncheck_status>(r.status);
+    result.status = r.status;
     result.message = page.message_text();
     return finish(g, result);
   }
@@ -401,6 +401,12 @@ RunResult run_forked(const attncheck_impl& impl, GuardedCase& g, const RunOption
 
 }  // namespace
 
+int call_attention(const attncheck_impl& impl, const attncheck_attention* call, char* message, size_t size) {
+  // The same ABI (an enum is an int in C); read as int.
+  using Raw = int (*)(const attncheck_attention*, char*, size_t);
+  return reinterpret_cast<Raw>(reinterpret_cast<void (*)()>(impl.attention))(call, message, size);
+}
+
 double time_limit(const Case& c, const RunOptions& opt) {
   return opt.timeout_base + opt.timeout_per_gflop * c.flops() * 1e-9;
 }
@@ -410,7 +416,7 @@ RunResult run_call(const attncheck_impl& impl, GuardedCase& g, const RunOptions&
     // Tensors in device memory, called in-process: src/check/cuda/.
 #ifdef ATTNCHECK_HAVE_CUDA
     RunResult result = cuda_harness::run_call(impl, g, opt);
-    return result.finding.empty() ? finish(g, result) : result;
+    return result.finding.empty() && result.error.empty() ? finish(g, result) : result;
 #else
     RunResult result;
     result.error = "no CUDA device is present (this build of attncheck has no CUDA support)";

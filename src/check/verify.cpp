@@ -372,12 +372,17 @@ int run_verify(const VerifyOptions& opt, std::ostream& out, std::ostream& err) {
   if (!opt.case_text) {
     for (const auto& impl : impls) {
       const Totals t = totals(runs, impl.name);
-      if (opt.brief && t.exit_status() == kExitPassed) {
-        out << impl.name << ": PASSED, " << totals_text(t) << "\n";
-        continue;
+      if (opt.brief) {
+        double impl_secs = 0;
+        for (const auto& r : runs)
+          if (r.impl == impl.name) impl_secs += r.outcome.seconds;
+        char took[48];
+        std::snprintf(took, sizeof took, " in %.1f s", impl_secs);
+        out << impl.name << ": " << t.word() << ", " << totals_text(t) << took << "\n";
+        if (t.exit_status() == kExitPassed) continue;
+      } else {
+        out << "\n" << impl.name << ":\n";
       }
-      if (opt.brief) out << impl.name << ": " << t.word() << ", " << totals_text(t) << "\n";
-      else out << "\n" << impl.name << ":\n";
       if (no_device.count(impl.name)) {
         out << "  not verified: " << no_device[impl.name] << " (all " << t.runs << " runs)\n";
         continue;
@@ -393,7 +398,9 @@ int run_verify(const VerifyOptions& opt, std::ostream& out, std::ostream& err) {
   const Totals t = totals(runs);
   char timing[96];
   std::snprintf(timing, sizeof timing, " in %.1f s (%.0f cases/s)", secs, secs > 0 ? t.checked / secs : 0.0);
-  out << (opt.brief && !opt.case_text ? "" : "\n") << t.word() << ": " << totals_text(t) << timing << "\n";
+  // --brief: the implementations' lines are the summary (the totals too when several).
+  if (!opt.brief || opt.case_text || impls.size() > 1)
+    out << (opt.brief && !opt.case_text ? "" : "\n") << t.word() << ": " << totals_text(t) << timing << "\n";
   if (t.exit_status() == kExitNotVerified)
     out << "(exit status 3: nothing failed, but the runs above marked NOT VERIFIED checked no case)\n";
   bool unwritten = false;

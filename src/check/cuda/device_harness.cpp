@@ -81,16 +81,17 @@ bool device_present(std::string* why) {
 RunResult run_call(const attncheck_impl& impl, GuardedCase& g, const RunOptions& opt) {
   RunResult result;
   if (!lost().empty()) {
-    result.finding = "not run: the CUDA device is unusable after an earlier case (" + lost() + ")";
+    // Not this case's fault, and not checkable: the checker's error.
+    result.error = "not run: the CUDA device is unusable after an earlier case (" + lost() + ")";
     return result;
   }
   std::string why;
   if (!device_present(&why)) {
-    result.finding = "no CUDA device is present (" + why + ")";
+    result.error = "no CUDA device is present (" + why + ")";
     return result;
   }
   if (const cudaError_t e = cudaSetDevice(kDevice); e != cudaSuccess) {
-    result.finding = "internal: cudaSetDevice: " + describe(e);
+    result.error = "cudaSetDevice: " + describe(e);
     return result;
   }
 
@@ -119,7 +120,7 @@ RunResult run_call(const attncheck_impl& impl, GuardedCase& g, const RunOptions&
     if (e != cudaSuccess) {
       free_all();
       cudaGetLastError();
-      result.finding = "internal: mirroring " + std::to_string(map->total) + " bytes on the device: " + describe(e);
+      result.error = "mirroring " + std::to_string(map->total) + " bytes on the device: " + describe(e);
       return result;
     }
   }
@@ -148,11 +149,11 @@ RunResult run_call(const attncheck_impl& impl, GuardedCase& g, const RunOptions&
 
   // Call and wait on a worker thread, so a kernel that never finishes is
   // reported instead of blocking the suite.
-  std::promise<std::pair<attncheck_status, cudaError_t>> done;
+  std::promise<std::pair<int, cudaError_t>> done;
   auto future = done.get_future();
-  std::thread([state, fn = impl.attention, done = std::move(done)]() mutable {
+  std::thread([state, impl, done = std::move(done)]() mutable {
     cudaSetDevice(kDevice);
-    const attncheck_status st = fn(&state->call, state->message, sizeof state->message);
+    const int st = call_attention(impl, &state->call, state->message, sizeof state->message);
     state->message[sizeof state->message - 1] = '\0';
     cudaError_t e = cudaDeviceSynchronize();
     if (e == cudaSuccess) e = cudaGetLastError();  // a launch error left pending
@@ -201,7 +202,7 @@ RunResult run_call(const attncheck_impl& impl, GuardedCase& g, const RunOptions&
           break;
         }
     }
-    if (e != cudaSuccess && result.finding.empty()) result.finding = "internal: copying back: " + describe(e);
+    if (e != cudaSuccess && result.finding.empty()) result.error = "copying back: " + describe(e);
   }
   free_all();
   return result;
