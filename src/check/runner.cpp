@@ -8,6 +8,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -191,6 +192,10 @@ size_t mapped_bytes() {
   g_case = &g;
   g_page = &page;
   g_memory_limit_gib = opt.memory_limit_gib;
+  // Its own process group, so that whatever it starts is killed with it;
+  // and it dies with verify (a Ctrl-C no longer reaches its group).
+  setpgid(0, 0);
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
   // Nothing the call prints reaches the report: it goes to the capture file,
   // bounded by RLIMIT_FSIZE (writes past it fail instead of raising SIGXFSZ).
   dup2(output_fd, 1);
@@ -357,12 +362,18 @@ RunResult run_forked(const attncheck_impl& impl, GuardedCase& g, const RunOption
     return result;
   }
   if (pid == 0) child(impl, g, page, output_fd, opt, address_limit);
+  setpgid(pid, pid);  // as the child does: whichever runs first
   const double limit = time_limit(g.spec(), opt);
   int wstatus = 0;
-  if (!wait_child(pid, limit, &wstatus)) {
-    kill(pid, SIGKILL);
+  const bool returned = wait_child(pid, limit, &wstatus);
+  if (!returned) {
+    kill(-pid, SIGKILL);
+    kill(pid, SIGKILL);  // in case it had not made its group yet
     while (waitpid(pid, &wstatus, 0) < 0 && errno == EINTR) {
     }
+  }
+  kill(-pid, SIGKILL);  // anything it started and left running
+  if (!returned) {
     char buf[128];
     std::snprintf(buf, sizeof buf, "hang: no return within %.1f s (killed)", limit);
     result.finding = buf;
