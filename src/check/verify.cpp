@@ -273,19 +273,14 @@ int run_verify(const VerifyOptions& opt, std::ostream& out, std::ostream& err) {
   std::map<std::string, std::string> no_device;
   for (const auto& impl : impls)
     if (impl.device_type != kDLCPU) {
+      std::string why = "this build of attncheck has no CUDA support";
 #ifdef ATTNCHECK_HAVE_CUDA
       // Checked through the device harness (src/check/cuda/) when a device is there.
-      std::string why;
       if (impl.device_type == kDLCUDA && cuda_harness::device_present(&why)) continue;
+#endif
       no_device[impl.name] = impl.device_type == kDLCUDA ? "no CUDA device is present (" + why + ")"
                                                          : "device type " + std::to_string(impl.device_type) +
                                                                " is not one attncheck can call";
-#else
-      no_device[impl.name] = impl.device_type == kDLCUDA
-                                 ? "no CUDA device is present (this build of attncheck has no CUDA support)"
-                                 : "device type " + std::to_string(impl.device_type) +
-                                       " is not one attncheck can call";
-#endif
     }
   SuiteOptions sopt;
   sopt.cases = opt.cases;
