@@ -234,8 +234,9 @@ size_t mapped_bytes() {
   }
 }
 
-// Waits up to `seconds` for the child to exit; false on timeout.
-bool wait_child(pid_t pid, double seconds, int* wstatus) {
+// Waits up to `seconds` for the child to exit (reaping it, with its
+// resource usage); false on timeout.
+bool wait_child(pid_t pid, double seconds, int* wstatus, rusage* usage) {
   const auto start = std::chrono::steady_clock::now();
   auto left = [&] {
     return seconds - std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -257,7 +258,7 @@ bool wait_child(pid_t pid, double seconds, int* wstatus) {
     }
     close(pidfd);
     if (exited) {
-      while (waitpid(pid, wstatus, 0) < 0 && errno == EINTR) {
+      while (wait4(pid, wstatus, 0, usage) < 0 && errno == EINTR) {
       }
       return true;
     }
@@ -267,13 +268,30 @@ bool wait_child(pid_t pid, double seconds, int* wstatus) {
   // No pidfd (an old kernel): poll waitpid, backing off to 5 ms.
   std::chrono::microseconds nap(50);
   for (;;) {
-    const pid_t r = waitpid(pid, wstatus, WNOHANG);
+    const pid_t r = wait4(pid, wstatus, WNOHANG, usage);
     if (r == pid) return true;
     if (r < 0 && errno != EINTR) return true;
     if (left() <= 0) return false;
     std::this_thread::sleep_for(nap);
     nap = std::min(nap * 2, std::chrono::microseconds(5000));
   }
+}
+
+// Whether the last 64 KiB of what the call printed mention running out of
+// memory (a sanitizer's allocator says so, in one of several wordings, at
+// the start of a report whose stack trace may push it out of the lines
+// shown). Asked only of a child that died under a memory limit.
+bool output_says_out_of_memory(int fd) {
+  struct stat st {};
+  if (fstat(fd, &st) != 0 || st.st_size == 0) return false;
+  constexpr off_t kScan = 64 << 10;
+  const off_t from = st.st_size > kScan ? st.st_size - kScan : 0;
+  std::string text(static_cast<size_t>(st.st_size - from), '\0');
+  const ssize_t n = pread(fd, text.data(), text.size(), from);
+  text.resize(n > 0 ? static_cast<size_t>(n) : 0);
+  for (const char* words : {"out of memory", "out-of-memory", "Out of memory", "failed to allocate"})
+    if (text.find(words) != std::string::npos) return true;
+  return false;
 }
 
 // The last lines of what the call printed, with how much it printed.
@@ -365,7 +383,8 @@ RunResult run_forked(const attncheck_impl& impl, GuardedCase& g, const RunOption
   setpgid(pid, pid);  // as the child does: whichever runs first
   const double limit = time_limit(g.spec(), opt);
   int wstatus = 0;
-  const bool returned = wait_child(pid, limit, &wstatus);
+  rusage usage{};
+  const bool returned = wait_child(pid, limit, &wstatus, &usage);
   if (!returned) {
     kill(-pid, SIGKILL);
     kill(pid, SIGKILL);  // in case it had not made its group yet
@@ -383,6 +402,10 @@ RunResult run_forked(const attncheck_impl& impl, GuardedCase& g, const RunOption
     return result;
   }
   result.output = output_tail(output_fd);
+  // Died with its resident memory near the limit, or saying it ran out.
+  const bool out_of_memory =
+      address_limit && (static_cast<double>(usage.ru_maxrss) * 1024 >= 0.9 * opt.memory_limit_gib * (1ull << 30) ||
+                        output_says_out_of_memory(output_fd));
   close(output_fd);
   const ChildReport& r = page.report();
   const bool clean_exit = WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0;
@@ -403,9 +426,9 @@ RunResult run_forked(const attncheck_impl& impl, GuardedCase& g, const RunOption
     result.finding = "exited with status " + std::to_string(WEXITSTATUS(wstatus)) +
                      " during the call instead of returning (exit, _exit or a fatal error of its own)";
   }
-  // A sanitizer's allocator reports running out of memory and exits; say
-  // which limit it ran into.
-  if (address_limit && result.output.find("out of memory") != std::string::npos)
+  // A sanitizer's allocator reports running out of memory and exits (its
+  // operator new does not throw): say which limit it ran into.
+  if (out_of_memory)
     result.finding = memory_exceeded(opt.memory_limit_gib) + ": " + result.finding;
   return result;
 }
