@@ -133,3 +133,22 @@ function(attncheck_probe_package pkg out)
   endif()
   set(${out} "${reason}; ${install}" PARENT_SCOPE)
 endfunction()
+
+# attncheck_optional_package_loads(<pkg> <option> <part> <what> <out> [DEPENDS ...])
+#
+# The policy every optional part applies to the probe above: when <pkg>'s
+# config is found but does not load, <option> ON is an error naming why, and
+# AUTO switches <part> off with one line. Sets <out> to TRUE when the caller
+# may go on to find_package(<pkg>) (the config loads, or there is none).
+function(attncheck_optional_package_loads pkg option part what out)
+  attncheck_probe_package(${pkg} broken ${ARGN})
+  if(NOT broken)
+    set(${out} TRUE PARENT_SCOPE)
+    return()
+  endif()
+  if(${option} STREQUAL "ON")
+    message(FATAL_ERROR "${option}=ON but ${what}'s CMake package is broken: ${broken}")
+  endif()
+  message(STATUS "attncheck: ${part} off (its CMake package is broken: ${broken})")
+  set(${out} FALSE PARENT_SCOPE)
+endfunction()

@@ -93,7 +93,7 @@ elseif(MODE STREQUAL "on")
   configure(nonzero -Ddnnl_DIR=${broken} -DATTNCHECK_ONEDNN=ON)
   # CMake wraps an error's message across lines.
   string(REGEX REPLACE "[ \n]+" " " text "${out}")
-  if(NOT text MATCHES "CMake Error at [^ ]*src/adapters/onednn/CMakeLists.txt:[0-9]+ \\(message\\): ATTNCHECK_ONEDNN=ON but oneDNN's CMake package is broken: ${reason}")
+  if(NOT text MATCHES "CMake Error at [^ ]*cmake/probe_package.cmake:[0-9]+ \\(message\\): ATTNCHECK_ONEDNN=ON but oneDNN's CMake package is broken: ${reason}")
     fail("the error does not say why")
   endif()
 elseif(MODE STREQUAL "absent")
