@@ -40,6 +40,20 @@ RC_GTEST_PROP(CaseModel, AnyBytesDecodeToAValidCase, (const std::vector<uint8_t>
   RC_ASSERT(Case::parse(c.to_text()) == c);
 }
 
+// The coverage class "misaligned" is claimed only where the first
+// element's address really is not 16-byte aligned.
+RC_GTEST_PROP(CaseModel, MisalignedMeansThePointerIs, ()) {
+  const Case c = *gen::attention_case({});
+  GuardedCase g(c);
+  const attncheck_attention* call = g.call();
+  const DLTensor* tensors[4] = {call->q, call->k, call->v, call->out};
+  for (int role = 0; role < 4; ++role) {
+    if (!c.misaligned(role)) continue;
+    const auto first = reinterpret_cast<uintptr_t>(tensors[role]->data) + tensors[role]->byte_offset;
+    RC_ASSERT(first % 16 != 0);
+  }
+}
+
 TEST(CaseModel, RejectsMalformedTextWithOneLine) {
   for (const char* bad : {"", "spatial", "spatial f32 B=0", "spatial f32 heads=3 C=4",
                           "spatial f32 q=2x1x1 k=3x1x1", "cubic f32", "spatial f33", "spatial f32 B=x",
