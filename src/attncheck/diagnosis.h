@@ -18,13 +18,15 @@ namespace attncheck {
 // same output on this case); otherwise "". (Where none matches and out has
 // NaN, the semantics property reruns the call to say where the NaN came
 // from.)
-std::string diagnose(const GuardedCase& g, const ref::Tensor& got, const Expectation& e);
+std::string diagnose(const GuardedCase& g, const ref::Tensor& got, const Expectation& e,
+                     Precision p = Precision::fused);
 
 // The same, where the call was also run with kFinitePoison around the input
 // views (giving got_finite): a candidate must give both outputs, on the
 // memory as it was for each (poison makes misreadings that all read it look
 // alike; finite bytes can hide a misreading that only a NaN shows). Leaves
 // kInputPoison around the views.
-std::string diagnose(GuardedCase& g, const ref::Tensor& got, const ref::Tensor& got_finite, const Expectation& e);
+std::string diagnose(GuardedCase& g, const ref::Tensor& got, const ref::Tensor& got_finite, const Expectation& e,
+                     Precision p = Precision::fused);
 
 }  // namespace attncheck

@@ -19,6 +19,8 @@
 //   ATTNCHECK_SEED    seed (default 1; the same seed gives the same cases)
 //   ATTNCHECK_DTYPES  comma-separated f32,f64,f16,bf16 (default f32)
 //   ATTNCHECK_STRICT  1: bitwise layout invariance and independence
+//   ATTNCHECK_PRECISION  fused (default), unfused or input: the precision
+//                     contract f16 and bf16 are checked under (error_model.h)
 //   ATTNCHECK_FORK    0: call the kernel in-process (a fault then crashes)
 //   ATTNCHECK_CASE    a case's one-line text: run only that case (replay)
 //   RC_PARAMS         RapidCheck's parameters: max_success (cases), seed,

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <attncheck/case.h>
+#include <attncheck/error_model.h>
 #include <attncheck/runner.h>
 
 #include <string>
@@ -30,7 +31,11 @@ struct CheckOptions {
   RunOptions run;
   bool strict = false;    // layout invariance and independence bitwise
   bool diagnose = true;   // name the wrong semantics a failure matches
-  bool compare_f32 = false;  // compute the error ratio against reference_f32
+  // The precision contract 16-bit runs are checked under (f32 and f64 have one).
+  Precision precision = Precision::fused;
+  // Also evaluate the contract literally in its own precision and give the
+  // ratio of the implementation's error to that one's (semantics).
+  bool compare_literal = false;
   bool no_declines = false;  // a declined call is a failure (implementations that claim full coverage)
 };
 
@@ -50,7 +55,7 @@ struct Verdict {
   std::string diagnosis;             // the named wrong semantics it matches, or ""
   bool wrong_values = false;         // failed because out's values are wrong (diagnosis applies)
   double worst_ratio = 0;            // max error / bound over the checked outputs
-  double f32_ratio = -1;             // error / max(reference_f32's error, u max|out|) (semantics), -1 if not computed
+  double literal_ratio = -1;         // error / max(the contract's literal error, u max|out|) (semantics), -1 if not computed
   bool hang = false;                 // the failure is a call that did not return in time
 };
 

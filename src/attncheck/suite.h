@@ -22,6 +22,7 @@ struct SuiteOptions {
   bool strict = false;
   bool fork = true;
   bool no_declines = false;  // a declined call is a failure
+  Precision precision = Precision::fused;  // the contract of 16-bit runs (error_model.h)
   double timeout_base = 10;  // a call's time limit: this many seconds plus 10 s per GFLOP
   double memory_limit_gib = 8;  // forked calls' address-space limit beyond the suite's own
   // Shrinking a failure stops after this many seconds (a hang costs its
@@ -64,8 +65,10 @@ struct Coverage {
   std::map<std::string, std::pair<int, int>> by_class;
   std::map<std::string, std::pair<int, int>> by_axes_dtype;
   std::map<std::string, int> decline_reasons;
-  double worst_bound_ratio = 0;  // max error / bound over passing cases
-  double worst_f32_ratio = -1;   // max error / reference_f32's error (semantics)
+  // Per dtype, over passing cases: max error / bound, and (semantics) max
+  // error / the error of the contract's literal evaluation (error_model.h).
+  std::map<DType, double> worst_bound_ratio;
+  std::map<DType, double> worst_literal_ratio;
 };
 
 // One property run: (implementation, property, axes, dtype) over generated
@@ -84,6 +87,9 @@ struct PropertyOutcome {
   std::optional<Failure> failure;
   std::string error;  // the checker could not run (an internal error): exit 2, never a pass
   bool hung = false;  // the failure is a hang
+  Precision contract = Precision::fused;  // the contract the run was checked under (contract_for)
+  double worst_bound_ratio = 0;     // max error / bound over its passing cases
+  double worst_literal_ratio = -1;  // max error / the literal evaluation's (semantics), -1: not measured
   std::string skipped;  // the run did not happen, and why (no device for it; the case is not the property's)
   double seconds = 0;
   // Why the run verified nothing, or "" when it checked a case (or failed).

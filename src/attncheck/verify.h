@@ -26,6 +26,7 @@ struct VerifyOptions {
   bool strict = false;
   bool fork = true;
   bool no_declines = false;  // a declined call is a failure
+  Precision precision = Precision::fused;  // the precision contract of f16 and bf16 runs
   bool brief = false;        // one line per implementation; the full table only where not all held
   bool progress = false;     // a progress line on stderr
   double timeout_base = 10;  // a call's time limit: this many seconds plus 10 s per GFLOP

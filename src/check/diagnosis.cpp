@@ -85,13 +85,13 @@ std::string name_hits(const std::vector<std::string>& hits) {
 
 // The known wrong semantics of this case, each as the reference computes it
 // on the case's memory.
-std::vector<Candidate> candidates(const GuardedCase& g) {
+std::vector<Candidate> candidates(const GuardedCase& g, Precision precision) {
   const Case& c = g.spec();
   const ref::AttentionArgs a = reference_args(g);
   std::vector<Candidate> cands;
   auto with_args = [&](ref::AttentionArgs b, ref::Wrong w = ref::Wrong::none) {
-    return [b, w, dtype = c.dtype] {
-      Expectation x = expect(b, dtype, w);
+    return [b, w, dtype = c.dtype, precision] {
+      Expectation x = expect(b, dtype, precision, w);
       return Eval{std::move(x.want), std::move(x.bound)};
     };
   };
@@ -281,13 +281,14 @@ std::string name_matches(const std::vector<Candidate>& cands, const std::vector<
 
 }  // namespace
 
-std::string diagnose(const GuardedCase& g, const ref::Tensor& got, const Expectation& e) {
-  const std::vector<Candidate> cands = candidates(g);
+std::string diagnose(const GuardedCase& g, const ref::Tensor& got, const Expectation& e, Precision p) {
+  const std::vector<Candidate> cands = candidates(g, p);
   return name_matches(cands, {{&got, evaluate(cands)}}, e);
 }
 
-std::string diagnose(GuardedCase& g, const ref::Tensor& got, const ref::Tensor& got_finite, const Expectation& e) {
-  const std::vector<Candidate> cands = candidates(g);
+std::string diagnose(GuardedCase& g, const ref::Tensor& got, const ref::Tensor& got_finite, const Expectation& e,
+                     Precision p) {
+  const std::vector<Candidate> cands = candidates(g, p);
   g.refill_around_inputs(kInputPoison);
   Run poisoned{&got, evaluate(cands)};
   g.refill_around_inputs(kFinitePoison);

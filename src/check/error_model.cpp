@@ -3,8 +3,41 @@
 
 #include <cmath>
 #include <limits>
+#include <stdexcept>
 
 namespace attncheck {
+
+const char* name_of(Precision p) {
+  switch (p) {
+    case Precision::fused: return "fused";
+    case Precision::unfused: return "unfused";
+    case Precision::input: return "input";
+  }
+  return "?";
+}
+
+Precision parse_precision(const std::string& name) {
+  for (Precision p : {Precision::fused, Precision::unfused, Precision::input})
+    if (name == name_of(p)) return p;
+  throw std::invalid_argument("unknown precision contract '" + name + "' (expected fused, unfused or input)");
+}
+
+static bool is16(DType t) { return t == DType::f16 || t == DType::bf16; }
+
+Precision contract_for(DType dtype, Precision requested) { return is16(dtype) ? requested : Precision::input; }
+
+std::string describe(Precision p, DType dtype) {
+  if (!is16(dtype)) return std::string("every sum in ") + ref::name_of(dtype) + " itself";
+  switch (p) {
+    case Precision::fused:
+      return "logits, softmax and P.V accumulated in f32, P rounded once to the input dtype, out rounded once";
+    case Precision::unfused:
+      return "logits and probabilities materialised in the input dtype between f32-accumulated products";
+    case Precision::input:
+      return "every sum accumulated in the input dtype (the loosest contract)";
+  }
+  return "?";
+}
 
 double unit_roundoff(DType t) {
   switch (t) {
@@ -28,14 +61,33 @@ static double smallest_normal(DType t) {
   return 0;
 }
 
+// Half the spacing of t's subnormals: the largest absolute error of
+// rounding a value below t's smallest normal.
+static long double half_subnormal_spacing(DType t) {
+  switch (t) {
+    case DType::f32: return 0x1p-150L;
+    case DType::f64: return 0x1p-1075L;
+    case DType::f16: return 0x1p-25;
+    case DType::bf16: return 0x1p-134L;
+    case DType::ext: return 0;
+  }
+  return 0;
+}
+
+// The dtype a contract accumulates in.
+static DType accumulator(DType t) { return t == DType::f64 ? DType::f64 : DType::f32; }
+
 ref::AttentionArgs reference_args(const GuardedCase& g) {
   const Case& c = g.spec();
   return {c.axes, g.view(kRoleQ), g.view(kRoleK), g.view(kRoleV), c.heads, c.scale};
 }
 
-Expectation expect(const GuardedCase& g, double K) { return expect(reference_args(g), g.spec().dtype, {}, K); }
+Expectation expect(const GuardedCase& g, Precision p, double K) {
+  return expect(reference_args(g), g.spec().dtype, p, {}, K);
+}
 
-Expectation expect(const ref::AttentionArgs& a, DType dtype, ref::Wrong w, double K) {
+Expectation expect(const ref::AttentionArgs& a, DType dtype, Precision precision, ref::Wrong w, double K) {
+  const Precision contract = contract_for(dtype, precision);
   const ref::AttentionTrace tr = ref::trace_attention(a, w);
   auto absolute = [](const ref::View& x) {
     ref::Tensor t = ref::contiguous(x);
@@ -48,31 +100,111 @@ Expectation expect(const ref::AttentionArgs& a, DType dtype, ref::Wrong w, doubl
   const int64_t N = tr.o.shape[0], H = tr.o.shape[1], Dv = tr.o.shape[2], Sq = tr.o.shape[3];
   const int64_t Sk = tr.P.shape[3], D = tr.q.shape()[2];
   const double u = unit_roundoff(dtype);
+  const double ua = unit_roundoff(accumulator(dtype));
   const long double scale = std::fabs(static_cast<long double>(a.scale));
+  const long double K16 = kRoundingFactor;
+  const long double tinyP = half_subnormal_spacing(dtype), tinyA = smallest_normal(accumulator(dtype));
+  const long double tinyO = half_subnormal_spacing(dtype);
+  const ref::Tensor v = ref::contiguous(tr.v);  // (N, heads, Dv, Sk)
   ref::Tensor bound(tr.o.shape);
   for (int64_t n = 0; n < N; ++n)
     for (int64_t h = 0; h < H; ++h)
       for (int64_t p = 0; p < Sq; ++p) {
         const int64_t row = ((n * H + h) * Sq + p) * Sk;
-        long double L = 0;
-        for (int64_t r = 0; r < Sk; ++r) L = std::max(L, absdot[row + r]);
-        const long double el = (D + 2) * u * scale * L;
-        const long double growth = std::expm1(std::min<long double>(2 * el, 60));
+        long double L = 0, Pmax = 0;
+        for (int64_t r = 0; r < Sk; ++r) L = std::max(L, absdot[row + r]), Pmax = std::max(Pmax, tr.P[row + r]);
         for (int64_t e = 0; e < Dv; ++e) {
           const int64_t oi = ((n * H + h) * Dv + e) * Sq + p;
+          const int64_t vrow = ((n * H + h) * Dv + e) * Sk;
           const long double o = tr.o[oi];
-          long double spread = 0, mag = 0;
+          long double spread = 0, mag = 0, sum_v = 0;
           for (int64_t r = 0; r < Sk; ++r) {
-            const int64_t vi[4] = {n, h, e, r};
-            const long double v = tr.v.at(vi), P = tr.P[row + r];
-            spread += P * std::fabs(v - o);
-            mag += P * std::fabs(v);
+            const long double x = v[vrow + r], P = tr.P[row + r];
+            spread += P * std::fabs(x - o);
+            mag += P * std::fabs(x);
+            sum_v += std::fabs(x);
           }
-          bound[oi] = K * (growth * spread + (Sk + D + 8) * u * mag) + u * std::fabs(o) +
-                      K * (Sk + 1) * smallest_normal(dtype);
+          if (contract == Precision::input) {
+            // Every sum in the input dtype (f32 and f64: the dtype itself).
+            const long double el = (D + 2) * u * scale * L;
+            const long double growth = std::expm1(std::min<long double>(2 * el, 60));
+            bound[oi] = K * (growth * spread + (Sk + D + 8) * u * mag) + u * std::fabs(o) +
+                        K * (Sk + 1) * smallest_normal(dtype);
+            continue;
+          }
+          long double el = K * (D + 2) * ua * scale * L;
+          if (contract == Precision::unfused) el += K16 * 3 * u * scale * L;
+          const long double growth = std::expm1(std::min<long double>(2 * el, 60));
+          bound[oi] = growth * spread + K * (Sk + D + 8) * ua * mag +
+                      K16 * u * (std::max(mag, spread) + std::fabs(o)) +
+                      (tinyP + K * (Sk + 1) * tinyA) * (1 + Pmax * sum_v) + tinyO;
         }
       }
   return {tr.out, ref::ungroup(bound.view(), a, w)};
+}
+
+namespace {
+
+// One operation's result rounded to t.
+long double rnd(DType t, long double x) {
+  switch (t) {
+    case DType::f32: return static_cast<float>(x);
+    case DType::f64: return static_cast<double>(x);
+    case DType::ext: return x;
+    default: return ref::round_to(t, x);
+  }
+}
+
+}  // namespace
+
+ref::Tensor literal(const ref::AttentionArgs& a, DType dtype, Precision precision) {
+  const Precision contract = contract_for(dtype, precision);
+  const ref::AttentionTrace tr = ref::trace_attention(a);
+  const ref::Tensor q = ref::contiguous(tr.q), k = ref::contiguous(tr.k), v = ref::contiguous(tr.v);
+  const int64_t N = tr.o.shape[0], H = tr.o.shape[1], Dv = tr.o.shape[2], Sq = tr.o.shape[3];
+  const int64_t Sk = tr.P.shape[3], D = tr.q.shape()[2];
+  const DType in = dtype, acc = contract == Precision::input ? dtype : accumulator(dtype);
+  auto A = [acc](long double x) { return rnd(acc, x); };
+  auto I = [in](long double x) { return rnd(in, x); };
+  const long double scale = rnd(accumulator(dtype), a.scale);
+  // unfused: q and k each scaled by sqrt(|scale|) in the input dtype, the
+  // sign on k (PyTorch's math SDPA).
+  const long double root = std::sqrt(std::fabs(scale)), sign = scale < 0 ? -1 : 1;
+  std::vector<long double> s(Sk), w(Sk);
+  ref::Tensor o(tr.o.shape);
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t h = 0; h < H; ++h)
+      for (int64_t p = 0; p < Sq; ++p) {
+        const int64_t qb = (n * H + h) * D * Sq, kb = (n * H + h) * D * Sk;
+        for (int64_t r = 0; r < Sk; ++r) {
+          long double dot = 0;
+          for (int64_t d = 0; d < D; ++d) {
+            long double x = q[qb + d * Sq + p], y = k[kb + d * Sk + r];
+            if (contract == Precision::unfused) x = I(x * root), y = I(y * root * sign);
+            dot = A(dot + A(x * y));
+          }
+          s[r] = contract == Precision::unfused ? I(dot) : A(dot * scale);
+          if (contract == Precision::input) s[r] = I(s[r]);
+        }
+        long double m = -std::numeric_limits<long double>::infinity();
+        for (long double x : s) m = std::max(m, x);
+        long double ell = 0;
+        for (int64_t r = 0; r < Sk; ++r) {
+          w[r] = A(std::exp(s[r] - m));
+          ell = A(ell + w[r]);
+        }
+        for (int64_t r = 0; r < Sk; ++r) {
+          if (contract == Precision::fused) w[r] = I(w[r]);
+          if (contract == Precision::unfused) w[r] = I(A(w[r] / ell));
+        }
+        for (int64_t e = 0; e < Dv; ++e) {
+          const int64_t vb = ((n * H + h) * Dv + e) * Sk;
+          long double sum = 0;
+          for (int64_t r = 0; r < Sk; ++r) sum = A(sum + A(w[r] * v[vb + r]));
+          o[((n * H + h) * Dv + e) * Sq + p] = I(contract == Precision::unfused ? sum : A(sum / ell));
+        }
+      }
+  return ref::ungroup(o.view(), a);
 }
 
 std::string index_text(const std::array<int64_t, 5>& i) {

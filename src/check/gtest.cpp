@@ -73,7 +73,9 @@ class PropertyTest : public ::testing::Test {
       }
       std::ostringstream report;
       const std::string replay = "ATTNCHECK_CASE=" + shell_quote(o.failure->c.to_text()) +
-                                 (opt.strict ? " ATTNCHECK_STRICT=1 " : " ") + shell_quote(self_path()) +
+                                 (opt.strict ? " ATTNCHECK_STRICT=1" : "") +
+                                 (opt.precision != Precision::fused ? std::string(" ATTNCHECK_PRECISION=") + name_of(opt.precision) : std::string()) +
+                                 " " + shell_quote(self_path()) +
                                  " --gtest_filter=" + filter_;
       print_failure(report, o, replay);
       ADD_FAILURE() << impl_.name << " breaks " << name_of(p_) << "\n" << report.str();
@@ -116,6 +118,13 @@ SuiteOptions options_from_env() {
   if (const char* v = env("ATTNCHECK_STRICT")) opt.strict = std::string(v) == "1";
   if (const char* v = env("ATTNCHECK_FORK")) opt.fork = std::string(v) != "0";
   if (const char* v = env("ATTNCHECK_NO_DECLINES")) opt.no_declines = std::string(v) == "1";
+  if (const char* v = env("ATTNCHECK_PRECISION")) {
+    try {
+      opt.precision = parse_precision(v);
+    } catch (const std::invalid_argument& e) {
+      throw std::invalid_argument(std::string("ATTNCHECK_PRECISION: ") + e.what());
+    }
+  }
   dtypes_from_env();  // validates early
   return opt;
 }

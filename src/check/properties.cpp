@@ -3,8 +3,6 @@
 #include <attncheck/error_model.h>
 #include <attncheck/properties.h>
 
-#include "../impls/reference_f32/reference_f32.h"
-
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -252,25 +250,11 @@ std::string nan_diagnosis(const NanSource& s, const GuardedCase& g) {
   return text;
 }
 
-double f32_error(GuardedCase& g, const Expectation& e) {
-  const Case& c = g.spec();
-  if (c.dtype == DType::f64) return -1;
-  // reference_f32 on the same guarded inputs, into a packed output.
-  std::vector<std::byte> buf(static_cast<size_t>(e.want.numel()) * ref::size_of(c.dtype));
-  std::vector<int64_t> shape = c.shape(kRoleOut);
-  DLTensor out{};
-  out.data = buf.data();
-  out.device = {kDLCPU, 0};
-  out.ndim = 5;
-  out.dtype = dl_dtype(c.dtype);
-  out.shape = shape.data();
-  attncheck_attention call = *g.call();
-  call.out = &out;
-  char msg[256];
-  if (reference_f32::attention(&call, msg, sizeof msg) != ATTNCHECK_OK) return -1;
-  const ref::Tensor got = read_out(view_of(out));
+// The largest error of the contract's literal evaluation (error_model.h).
+double literal_error(const GuardedCase& g, const Expectation& e, Precision p) {
+  const ref::Tensor lit = literal(reference_args(g), g.spec().dtype, p);
   long double m = 0;
-  for (int64_t i = 0; i < got.numel(); ++i) m = std::max(m, std::fabs(got[i] - e.want[i]));
+  for (int64_t i = 0; i < lit.numel(); ++i) m = std::max(m, std::fabs(lit[i] - e.want[i]));
   return static_cast<double>(m);
 }
 
@@ -279,19 +263,19 @@ Verdict semantics(const attncheck_impl& impl, const Case& c, const CheckOptions&
   GuardedCase g(c);
   const Outcome o = run_once(impl, g, opt);
   if (unusable(o, v, opt)) return v;
-  const Expectation e = expect(g);
+  const Expectation e = expect(g, opt.precision);
   const Comparison cmp = compare(o.out, e);
   v.worst_ratio = cmp.worst_ratio;
-  if (opt.compare_f32) {
+  if (opt.compare_literal) {
     // The denominator is floored at one unit roundoff of the output's
-    // magnitude: reference_f32 is often exact on small cases, and a ratio
-    // to an error of 0 (or 1e-300) says nothing.
-    const double base = f32_error(g, e);
+    // magnitude: the literal evaluation is often exact on small cases, and
+    // a ratio to an error of 0 (or 1e-300) says nothing.
+    const double base = literal_error(g, e, opt.precision);
     long double biggest = 0;
     for (int64_t i = 0; i < e.want.numel(); ++i) biggest = std::max(biggest, std::fabs(e.want[i]));
     const double floor = std::max(unit_roundoff(c.dtype) * static_cast<double>(biggest),
                                   std::numeric_limits<double>::min());
-    if (base >= 0) v.f32_ratio = static_cast<double>(cmp.max_error) / std::max(base, floor);
+    v.literal_ratio = static_cast<double>(cmp.max_error) / std::max(base, floor);
   }
   if (cmp.ok) return v;
   v.kind = Verdict::fail;
@@ -300,14 +284,15 @@ Verdict semantics(const attncheck_impl& impl, const Case& c, const CheckOptions&
               " output elements differ from the reference";
   v.details.push_back("first at out" + index_text(cmp.first) + ": expected " + num(cmp.want) + ", got " +
                       num(cmp.got) + ", |error| " + num(std::fabs(cmp.got - cmp.want)) + " > bound " +
-                      num(cmp.bound));
+                      num(cmp.bound) + " (precision contract " + name_of(contract_for(c.dtype, opt.precision)) +
+                      ": " + describe(contract_for(c.dtype, opt.precision), c.dtype) + ")");
   if (opt.diagnose) {
     // Where out has NaN, misreadings that all read poison all give NaN and
     // look alike: a candidate must also give the output of the rerun with
     // finite memory around the views, where each gives its own values.
     const NanSource nan = nan_source(impl, g, o.out, e.want, opt);
     const bool rerun = nan.kind == NanSource::poison || nan.kind == NanSource::arithmetic;
-    v.diagnosis = rerun ? diagnose(g, o.out, nan.finite_out, e) : diagnose(g, o.out, e);
+    v.diagnosis = rerun ? diagnose(g, o.out, nan.finite_out, e, opt.precision) : diagnose(g, o.out, e, opt.precision);
     if (v.diagnosis.empty()) v.diagnosis = nan_diagnosis(nan, g);
   }
   return v;
@@ -371,7 +356,7 @@ Verdict compare_transformed(const attncheck_impl& impl, const Case& c, const Che
   GuardedCase b(c, transform);
   const Outcome ob = run_once(impl, b, opt);
   if (unusable(ob, v, opt)) return v;
-  const Expectation e = expect(a);
+  const Expectation e = expect(a, opt.precision);
   const bool bitwise = opt.strict && bitwise_when_strict;
   int64_t flat = 0, compared = 0;
   const auto& shape = oa.out.shape;
@@ -434,7 +419,7 @@ Verdict layout_invariance(const attncheck_impl& impl, const Case& c, const Check
     if (v.kind == Verdict::declined) v.summary = "declined the other layout: " + v.summary;
     return v;
   }
-  const Expectation e = expect(a);
+  const Expectation e = expect(a, opt.precision);
   for (int64_t i = 0; i < oa.out.numel(); ++i) {
     const long double x = oa.out[i], y = ob.out[i];
     const bool same = opt.strict ? (x == y || (std::isnan(x) && std::isnan(y)))

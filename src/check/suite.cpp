@@ -32,8 +32,12 @@ void count(Coverage* cov, const Case& c, const Verdict& v) {
   for (const auto& cls : c.layout_classes()) add(cov->by_class[cls]);
   if (declined) cov->decline_reasons[v.summary]++;
   if (v.kind == Verdict::pass) {
-    cov->worst_bound_ratio = std::max(cov->worst_bound_ratio, v.worst_ratio);
-    if (v.f32_ratio >= 0) cov->worst_f32_ratio = std::max(cov->worst_f32_ratio, v.f32_ratio);
+    double& bound = cov->worst_bound_ratio[c.dtype];
+    bound = std::max(bound, v.worst_ratio);
+    if (v.literal_ratio >= 0) {
+      auto [it, fresh] = cov->worst_literal_ratio.emplace(c.dtype, v.literal_ratio);
+      if (!fresh) it->second = std::max(it->second, v.literal_ratio);
+    }
   }
 }
 
@@ -58,6 +62,7 @@ CheckOptions check_options(const SuiteOptions& opt) {
   c.run.memory_limit_gib = opt.memory_limit_gib;
   c.strict = opt.strict;
   c.no_declines = opt.no_declines;
+  c.precision = opt.precision;
   return c;
 }
 
@@ -122,13 +127,14 @@ PropertyOutcome run_property(const attncheck_impl& impl, Property p, Axes axes, 
   load_rapidcheck_configuration_quietly();
   PropertyOutcome r;
   r.property = p, r.axes = axes, r.dtype = dtype;
+  r.contract = contract_for(dtype, opt.precision);
   const auto start = clock::now();
   gen::CaseOptions g;
   g.axes = axes;
   g.dtype = dtype;
   g.property = p;
   CheckOptions search = check_options(opt);
-  search.compare_f32 = p == Property::semantics;
+  search.compare_literal = p == Property::semantics;
   search.diagnose = false;  // only the minimal case is diagnosed
   bool failed = false;
   int seen = 0;
@@ -162,7 +168,11 @@ PropertyOutcome run_property(const attncheck_impl& impl, Property p, Axes axes, 
     if (!failed) {
       ++seen;
       count(cov, c, *v);
-      if (v->kind == Verdict::pass) ++r.checked;
+      if (v->kind == Verdict::pass) {
+        ++r.checked;
+        r.worst_bound_ratio = std::max(r.worst_bound_ratio, v->worst_ratio);
+        r.worst_literal_ratio = std::max(r.worst_literal_ratio, v->literal_ratio);
+      }
       if (v->kind == Verdict::declined) ++r.declined, ++r.decline_reasons[v->summary];
       if (v->kind == Verdict::vacuous) ++r.vacuous;
       if (opt.progress) opt.progress(seen, opt.cases);
@@ -221,7 +231,7 @@ PropertyOutcome run_property(const attncheck_impl& impl, Property p, Axes axes, 
       r.failure->not_minimal = "shrinking stopped after its " + std::to_string(static_cast<int>(opt.shrink_seconds)) +
                                " s budget";
     CheckOptions d = check_options(opt);
-    d.compare_f32 = true;
+    d.compare_literal = true;
     if (const auto v = check(r.failure->c, d); v && v->kind == Verdict::fail) r.failure->v = *v;
   }
   r.seconds = std::chrono::duration<double>(clock::now() - start).count();
@@ -231,13 +241,14 @@ PropertyOutcome run_property(const attncheck_impl& impl, Property p, Axes axes, 
 PropertyOutcome run_case(const attncheck_impl& impl, Property p, const Case& c, const SuiteOptions& opt) {
   PropertyOutcome r;
   r.property = p, r.axes = c.axes, r.dtype = c.dtype;
+  r.contract = contract_for(c.dtype, opt.precision);
   CheckOptions d = check_options(opt);
-  d.compare_f32 = true;
+  d.compare_literal = true;
   const auto start = std::chrono::steady_clock::now();
   try {
     const Verdict v = check_property(p, impl, c, d);
     r.cases = 1;
-    if (v.kind == Verdict::pass) r.checked = 1;
+    if (v.kind == Verdict::pass) r.checked = 1, r.worst_bound_ratio = v.worst_ratio, r.worst_literal_ratio = v.literal_ratio;
     if (v.kind == Verdict::declined) r.declined = 1, r.decline_reasons[v.summary] = 1;
     if (v.kind == Verdict::vacuous) r.vacuous = 1;
     if (v.kind == Verdict::error) r.error = v.summary;
@@ -253,6 +264,8 @@ void print_failure(std::ostream& out, const PropertyOutcome& r, const std::strin
   const Failure& f = *r.failure;
   const Case& c = f.c;
   out << "  FAILED " << name_of(r.property) << " (" << ref::name_of(r.axes) << ", " << ref::name_of(r.dtype)
+      << (r.dtype == DType::f16 || r.dtype == DType::bf16 ? std::string(", precision contract ") + name_of(r.contract)
+                                                          : std::string())
       << ") after " << r.cases_before_failure + 1 << " case(s)\n";
   out << "    " << f.v.summary << "\n";
   for (const auto& d : f.v.details) out << "    " << d << "\n";

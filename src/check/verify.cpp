@@ -131,19 +131,28 @@ void print_table(std::ostream& out, const std::string& impl, const std::vector<R
   }
 }
 
-void print_coverage(std::ostream& out, const Coverage& cov) {
+void print_coverage(std::ostream& out, const Coverage& cov, Precision precision) {
   out << "  coverage (cases checked / declined) by layout class:";
   for (const auto& [cls, n] : cov.by_class) out << " " << cls << " " << n.first << "/" << n.second;
   out << "\n  by axes and dtype:";
   for (const auto& [k, n] : cov.by_axes_dtype) out << " " << k << " " << n.first << "/" << n.second;
   out << "\n";
   for (const auto& [why, n] : cov.decline_reasons) out << "  declined " << n << "x: " << why << "\n";
-  char ratio[64] = "not measured (no passing semantics case in f32, f16 or bf16)";
-  if (cov.worst_f32_ratio >= 0) std::snprintf(ratio, sizeof ratio, "%.3g", cov.worst_f32_ratio);
-  char line[200];
-  std::snprintf(line, sizeof line, "  worst error / bound %.3g; worst error / reference_f32's error %s\n",
-                cov.worst_bound_ratio, ratio);
-  out << line;
+  // Per dtype: the worst error / bound, and the worst error / the error of
+  // the contract's literal evaluation in its own precision.
+  for (const auto& [dt, bound] : cov.worst_bound_ratio) {
+    char line[200];
+    std::snprintf(line, sizeof line, "  %s (contract %s): worst error / bound %.3g", ref::name_of(dt),
+                  name_of(contract_for(dt, precision)), bound);
+    out << line;
+    if (auto it = cov.worst_literal_ratio.find(dt); it != cov.worst_literal_ratio.end()) {
+      std::snprintf(line, sizeof line, "; worst error / the contract's literal evaluation's error %.3g", it->second);
+      out << line;
+    } else {
+      out << "; error / the literal evaluation's: not measured (no passing semantics case)";
+    }
+    out << "\n";
+  }
 }
 
 // The runs of one implementation that were not verified or could not run,
@@ -181,6 +190,7 @@ bool write_json(const std::string& path, const VerifyOptions& opt, const std::ve
   j << "{\n  \"target\": \"" << json_escape(opt.target) << "\",\n  \"seed\": " << opt.seed
     << ",\n  \"status\": \"" << t.word() << "\",\n  \"exit_status\": " << t.exit_status()
     << ",\n  \"passed\": " << (t.exit_status() == kExitPassed ? "true" : "false")
+    << ",\n  \"precision\": \"" << name_of(opt.precision) << "\""
     << ",\n  \"cases_checked\": " << t.checked << ",\n  \"calls_declined\": " << t.declined
     << ",\n  \"seconds\": " << secs << ",\n  \"runs\": [\n";
   for (size_t i = 0; i < runs.size(); ++i) {
@@ -190,9 +200,12 @@ bool write_json(const std::string& path, const VerifyOptions& opt, const std::ve
     j << "    {\"impl\": \"" << json_escape(r.impl) << "\", \"property\": \"" << name_of(o.property)
       << "\", \"axes\": \"" << ref::name_of(o.axes) << "\", \"dtype\": \"" << ref::name_of(o.dtype)
       << "\", \"checked\": " << o.checked << ", \"declined\": " << o.declined << ", \"vacuous\": " << o.vacuous
+      << ", \"contract\": \"" << name_of(o.contract) << "\""
       << ", \"failed\": " << (o.failure ? "true" : "false")
       << ", \"verified\": " << (!o.failure && why.empty() ? "true" : "false");
     if (!o.failure && !why.empty()) j << ", \"reason\": \"" << json_escape(why) << "\"";
+    if (o.checked > 0) j << ", \"worst_error_bound_ratio\": " << o.worst_bound_ratio;
+    if (o.worst_literal_ratio >= 0) j << ", \"worst_error_literal_ratio\": " << o.worst_literal_ratio;
     if (o.failure)
       j << ", \"case\": \"" << json_escape(o.failure->c.to_text()) << "\", \"summary\": \""
         << json_escape(o.failure->v.summary) << "\", \"diagnosis\": \"" << json_escape(o.failure->v.diagnosis)
@@ -219,6 +232,8 @@ bool write_junit(const std::string& path, const std::vector<Run>& runs, const To
       const auto& o = r->outcome;
       x << "    <testcase classname=\"" << xml_escape(impl) << "\" name=\"" << name_of(o.property) << "."
         << ref::name_of(o.axes) << "." << ref::name_of(o.dtype) << "\" time=\"" << o.seconds << "\">\n";
+      x << "      <properties><property name=\"precision_contract\" value=\"" << name_of(o.contract)
+        << "\"/></properties>\n";
       if (o.failure)
         x << "      <failure message=\"" << xml_escape(o.failure->v.summary) << "\">"
           << xml_escape(o.failure->v.diagnosis + "\ncase: " + o.failure->c.to_text() + "\nreplay: " + r->replay)
@@ -288,6 +303,7 @@ int run_verify(const VerifyOptions& opt, std::ostream& out, std::ostream& err) {
   sopt.strict = opt.strict;
   sopt.fork = opt.fork;
   sopt.no_declines = opt.no_declines;
+  sopt.precision = opt.precision;
   sopt.max_shrinks = opt.max_shrinks;
   sopt.max_case_shrinks = opt.max_case_shrinks;
   sopt.timeout_base = opt.timeout_base;
@@ -297,6 +313,8 @@ int run_verify(const VerifyOptions& opt, std::ostream& out, std::ostream& err) {
     s += std::string(" --property ") + name_of(p);
     if (opt.strict) s += " --strict";
     if (opt.no_declines) s += " --no-declines";
+    if (opt.precision != Precision::fused && (c.dtype == DType::f16 || c.dtype == DType::bf16))
+      s += std::string(" --precision ") + name_of(opt.precision);
     if (!opt.fork) s += " --no-fork";
     return s + " --case " + shell_quote(c.to_text());
   };
@@ -332,6 +350,10 @@ int run_verify(const VerifyOptions& opt, std::ostream& out, std::ostream& err) {
       if (!opt.brief)
         out << "verifying " << impl.name << " from " << plugin->path() << " (seed " << opt.seed << ", "
             << opt.cases << " cases per property, axes family and dtype)\n";
+      if (!opt.brief)
+        for (DType dt : opt.dtypes)
+          out << "  " << ref::name_of(dt) << ": precision contract " << name_of(contract_for(dt, opt.precision))
+              << " (" << describe(contract_for(dt, opt.precision), dt) << ")\n";
       for (DType dt : opt.dtypes)
         for (Axes ax : opt.axes)
           for (Property p : opt.properties) {
@@ -387,7 +409,7 @@ int run_verify(const VerifyOptions& opt, std::ostream& out, std::ostream& err) {
         if (r.impl == impl.name && r.outcome.failure) print_failure(out, r.outcome, r.replay);
       if (hang_notes.count(impl.name)) out << "  note: " << hang_notes[impl.name] << "\n";
       print_unverified(out, impl.name, runs, opt);
-      print_coverage(out, coverage[impl.name]);
+      print_coverage(out, coverage[impl.name], opt.precision);
     }
   }
   const Totals t = totals(runs);

@@ -37,6 +37,11 @@ constexpr const char* kVerifyUsage =
     "                       (default: all eight)\n"
     "  --axes LIST          spatial, temporal, spatiotemporal (default: all three)\n"
     "  --dtype LIST         f32, f64, f16, bf16 (default: f32)\n"
+    "  --precision P        the precision contract f16 and bf16 are checked under (default fused):\n"
+    "                         fused    f32 logits, softmax and P.V; P rounded once (FlashAttention, cuDNN)\n"
+    "                         unfused  logits and probabilities materialised in the input dtype (math SDPA)\n"
+    "                         input    every sum in the input dtype (the loosest)\n"
+    "                       (f32 and f64 have one contract: every sum in the dtype itself)\n"
     "  --cases N            cases per property, axes family and dtype (default 30)\n"
     "  --seed S             an unsigned integer; the same seed gives the same report (default 1)\n"
     "  --case TEXT          replay one case (the text a failure's replay line gives)\n"
@@ -139,7 +144,7 @@ int cmd_verify(const std::vector<std::string>& args) {
     try {
       if (a == "--impl" || a == "--cases" || a == "--seed" || a == "--axes" || a == "--dtype" ||
           a == "--json" || a == "--junit" || a == "--case" || a == "--property" || a == "--timeout" ||
-          a == "--memory-limit") {
+          a == "--memory-limit" || a == "--precision") {
         const std::string* v = value();
         if (!v) return usage_error(a + " needs a value");
         if (a == "--impl") {
@@ -176,6 +181,8 @@ int cmd_verify(const std::vector<std::string>& args) {
         } else if (a == "--dtype") {
           opt.dtypes.clear();
           for (const auto& x : split_list(*v)) opt.dtypes.push_back(attncheck::ref::parse_dtype(x));
+        } else if (a == "--precision") {
+          opt.precision = attncheck::parse_precision(*v);
         } else if (a == "--json") opt.json = *v;
         else if (a == "--junit") opt.junit = *v;
         else if (a == "--case") opt.case_text = *v;
