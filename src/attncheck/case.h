@@ -47,7 +47,12 @@ enum class ValueKind {
   large,     // N(0, 1) * 24: logits far past exp's float overflow
   ties,      // from {-1, 0, 1}: exactly tied logits
   dominant,  // N(0, 1), one position of each group scaled by 16
+  scaled,    // N(0, 1) * 2^e, e = seed % 29 - 20: the whole tensor tiny (2^-20) to
+             // large (2^8): f16's subnormals, nearly uniform attention
+  offset,    // +-128 + 96 N(0, 1), the sign from the seed: magnitudes up to a few
+             // hundred, mostly of one sign, so long sums grow (past f16's 65504)
 };
+constexpr int kValueKinds = 6;
 const char* name_of(ValueKind k);
 
 struct ValueRecipe {

@@ -20,6 +20,12 @@
 //   e_l   = (D + 2) u |scale| L                                (error of a logit)
 //   bound = K ( expm1(2 e_l) spread + (Sk + D + 8) u mag ) + u |o| + K (Sk + 1) tiny
 //
+// where the softmax term is taken per key, each capped at 1:
+// sum_r min(K P_r expm1(2 e_l), 1) |v_r - o|: logits perturbed by at most
+// e_l move P_r by at most P_r expm1(2 e_l), and no weight by more than 1
+// (a weight that is nothing can become everything when e_l is large: ties
+// made by rounding huge logits).
+//
 // f16 and bf16 have three (Precision), each the bound of its computation:
 //
 //   fused   (the default; FlashAttention 2/3, cuDNN, PyTorch's flash and

@@ -30,7 +30,10 @@ struct CaseOptions {
 rc::Gen<int64_t> dim();
 // A layout recipe; inputs may broadcast (zero strides), out may not.
 rc::Gen<LayoutRecipe> layout_recipe(bool input);
-rc::Gen<ValueRecipe> value_recipe();
+// Values for a tensor of this role: `offset` (magnitudes of a few hundred,
+// mostly of one sign) only for v: in q or k it makes logits of 1e5 and
+// more, one-hot attention that `large` already covers.
+rc::Gen<ValueRecipe> value_recipe(int role = kRoleV);
 // A layout for a tensor of this shape (the recipe applied).
 rc::Gen<Layout> layout(std::vector<int64_t> shape, bool input);
 // A whole case.

@@ -22,6 +22,8 @@ const char* name_of(ValueKind k) {
     case ValueKind::large: return "large";
     case ValueKind::ties: return "ties";
     case ValueKind::dominant: return "dominant";
+    case ValueKind::scaled: return "scaled";
+    case ValueKind::offset: return "offset";
   }
   return "?";
 }
@@ -305,12 +307,10 @@ Case Case::parse(const std::string& text) {
       auto p = split(val, ':');
       if (p.size() != 2) throw std::invalid_argument("case: " + key + ": expected kind:seed");
       const std::string kind(p[0]);
-      c.values[t].kind = kind == "normal"  ? ValueKind::normal
-                         : kind == "large" ? ValueKind::large
-                         : kind == "ties"  ? ValueKind::ties
-                         : kind == "dominant"
-                             ? ValueKind::dominant
-                             : throw std::invalid_argument("case: " + key + ": unknown value kind " + kind);
+      bool known = false;
+      for (int k = 0; k < kValueKinds && !known; ++k)
+        if (kind == name_of(static_cast<ValueKind>(k))) c.values[t].kind = static_cast<ValueKind>(k), known = true;
+      if (!known) throw std::invalid_argument("case: " + key + ": unknown value kind " + kind);
       const int64_t seed = to_int(p[1], key);
       if (seed < 0 || seed > 0xffffffffLL) throw std::invalid_argument("case: " + key + ": seed out of range");
       c.values[t].seed = static_cast<uint32_t>(seed);

@@ -69,7 +69,7 @@ Case decode_case(const uint8_t* data, size_t size, const DecodeOptions& opt) {
   for (int t = 0; t < 4; ++t) c.layout[t] = pick_layout(in, t != kRoleOut && !metamorphic);
   if (c.share == Share::kv_overlap) c.layout[kRoleK].broadcast &= ~2;
   for (int t = 0; t < 3; ++t) {
-    c.values[t].kind = static_cast<ValueKind>(in.ConsumeIntegralInRange<int>(0, 3));
+    c.values[t].kind = static_cast<ValueKind>(in.ConsumeIntegralInRange<int>(0, kValueKinds - 1));
     c.values[t].seed = in.ConsumeIntegral<uint32_t>();
   }
   if (prop == Property::robustness && c.values[0].kind == ValueKind::normal &&

@@ -113,29 +113,39 @@ Expectation expect(const ref::AttentionArgs& a, DType dtype, Precision precision
         const int64_t row = ((n * H + h) * Sq + p) * Sk;
         long double L = 0, Pmax = 0;
         for (int64_t r = 0; r < Sk; ++r) L = std::max(L, absdot[row + r]), Pmax = std::max(Pmax, tr.P[row + r]);
+        // The largest error of a logit, and the growth of a weight under it
+        // (input: K on the whole softmax term, as the accumulation terms).
+        long double el = 0, growth = 0;
+        if (contract == Precision::input) {
+          el = (D + 2) * u * scale * L;
+          growth = K * std::expm1(std::min<long double>(2 * el, 11000));
+        } else {
+          el = K * (D + 2) * ua * scale * L;
+          if (contract == Precision::unfused) el += K16 * 3 * u * scale * L;
+          growth = std::expm1(std::min<long double>(2 * el, 11000));
+        }
         for (int64_t e = 0; e < Dv; ++e) {
           const int64_t oi = ((n * H + h) * Dv + e) * Sq + p;
           const int64_t vrow = ((n * H + h) * Dv + e) * Sk;
           const long double o = tr.o[oi];
-          long double spread = 0, mag = 0, sum_v = 0;
+          long double spread = 0, mag = 0, sum_v = 0, moved = 0;
           for (int64_t r = 0; r < Sk; ++r) {
             const long double x = v[vrow + r], P = tr.P[row + r];
             spread += P * std::fabs(x - o);
             mag += P * std::fabs(x);
             sum_v += std::fabs(x);
+            // Logits perturbed by at most e_l move P_r by at most
+            // P_r expm1(2 e_l), and never by more than 1 (where e_l is
+            // large, a weight can go from nothing to everything).
+            moved += std::min<long double>(P * growth, 1) * std::fabs(x - o);
           }
           if (contract == Precision::input) {
             // Every sum in the input dtype (f32 and f64: the dtype itself).
-            const long double el = (D + 2) * u * scale * L;
-            const long double growth = std::expm1(std::min<long double>(2 * el, 60));
-            bound[oi] = K * (growth * spread + (Sk + D + 8) * u * mag) + u * std::fabs(o) +
+            bound[oi] = moved + K * (Sk + D + 8) * u * mag + u * std::fabs(o) +
                         K * (Sk + 1) * smallest_normal(dtype);
             continue;
           }
-          long double el = K * (D + 2) * ua * scale * L;
-          if (contract == Precision::unfused) el += K16 * 3 * u * scale * L;
-          const long double growth = std::expm1(std::min<long double>(2 * el, 60));
-          bound[oi] = growth * spread + K * (Sk + D + 8) * ua * mag +
+          bound[oi] = moved + K * (Sk + D + 8) * ua * mag +
                       K16 * u * (std::max(mag, spread) + std::fabs(o)) +
                       (tinyP + K * (Sk + 1) * tinyA) * (1 + Pmax * sum_v) + tinyO;
         }

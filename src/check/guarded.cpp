@@ -136,6 +136,8 @@ double draw_value(const ValueRecipe& r, uint64_t salt, const std::array<int64_t,
     case ValueKind::dominant:
       return position == static_cast<int64_t>(r.seed % static_cast<uint64_t>(positions)) ? 16 * normal
                                                                                           : normal;
+    case ValueKind::scaled: return std::ldexp(normal, static_cast<int>(r.seed % 29) - 20);
+    case ValueKind::offset: return (r.seed % 2 ? -128 : 128) + 96 * normal;
   }
   return normal;
 }
