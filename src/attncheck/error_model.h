@@ -104,6 +104,16 @@ Expectation expect(const ref::AttentionArgs& a, DType dtype, Precision p = Preci
 // tests allow twice it).
 ref::Tensor literal(const ref::AttentionArgs& a, DType dtype, Precision p);
 
+// Where a contract materialises intermediates in f16 (unfused: q and k
+// scaled by sqrt(scale), or q.k before the scale, and the logits; input:
+// every sum), values past f16's
+// largest finite value overflow to inf, and the contract cannot compute the
+// case: the sentence saying which value gets there, or "" when the case is
+// within range (always for fused, f32, f64 and bf16). Conservative: the
+// input contract's unnormalised sums are taken at their largest,
+// sum_r |v_r|.
+std::string contract_overflow(const ref::AttentionArgs& a, DType dtype, Precision p);
+
 struct Comparison {
   bool ok = true;
   std::array<int64_t, 5> first{};  // first failing element (row-major), when !ok

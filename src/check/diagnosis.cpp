@@ -3,6 +3,7 @@
 
 #include <cmath>
 #include <functional>
+#include <limits>
 #include <optional>
 
 namespace attncheck {
@@ -25,26 +26,41 @@ struct Eval {
 };
 
 // Agreement within twice the larger of the spec's bound and the candidate's
-// own (a misreading can involve larger logits than the spec).
+// own (a misreading can involve larger logits than the spec), and closer to
+// the output than the spec by a clear margin: the candidate's largest
+// distance (in those bounds) at most half the spec's. A candidate whose own
+// bound is wide (softmax over one query sums v) would otherwise "explain"
+// an output that is only a little off, as low-precision bugs' outputs are.
 Match match(const ref::Tensor& got, const Eval& cand_eval, const Expectation& e) {
   const ref::Tensor& cand = cand_eval.out;
   Match m;
+  long double cand_far = 0, spec_far = 0;
   for (int64_t i = 0; i < got.numel(); ++i) {
     const long double g = got[i], c = cand[i];
     if (std::isnan(c) != std::isnan(g)) return {false, false};
     if (std::isnan(c)) {  // both read poison here; the spec reads a value
       m.differs |= !std::isnan(e.want[i]);
+      if (!std::isnan(e.want[i])) spec_far = std::numeric_limits<long double>::infinity();
       continue;
     }
     if (!std::isfinite(c) || !std::isfinite(g)) {
       if (c != g) return {false, false};
+      if (g != e.want[i]) spec_far = std::numeric_limits<long double>::infinity();
       continue;
     }
     long double b = e.bound[i];
     if (cand_eval.bound && std::isfinite((*cand_eval.bound)[i])) b = std::max(b, (*cand_eval.bound)[i]);
-    if (std::fabs(g - c) > 2 * b + 1e-5L * std::fabs(c)) return {false, false};
+    const long double slack = b + 5e-6L * std::fabs(c);
+    if (std::fabs(g - c) > 2 * slack) return {false, false};
     m.differs |= std::fabs(c - e.want[i]) > e.bound[i];
+    if (slack > 0) {
+      cand_far = std::max(cand_far, std::fabs(g - c) / slack);
+      spec_far = std::max(spec_far, std::fabs(g - e.want[i]) / slack);
+    } else if (g != e.want[i]) {
+      spec_far = std::numeric_limits<long double>::infinity();
+    }
   }
+  if (cand_far > spec_far / 2) return {false, false};
   return m;
 }
 

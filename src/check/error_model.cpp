@@ -217,6 +217,59 @@ ref::Tensor literal(const ref::AttentionArgs& a, DType dtype, Precision precisio
   return ref::ungroup(o.view(), a);
 }
 
+std::string contract_overflow(const ref::AttentionArgs& a, DType dtype, Precision precision) {
+  const Precision contract = contract_for(dtype, precision);
+  if (dtype != DType::f16 || contract == Precision::fused) return "";
+  const long double limit = 65504 * (1 - 4 * unit_roundoff(dtype));  // rounding on the way keeps a margin
+  const ref::AttentionTrace tr = ref::trace_attention(a);
+  const ref::Tensor q = ref::contiguous(tr.q), k = ref::contiguous(tr.k), v = ref::contiguous(tr.v);
+  const long double scale = std::fabs(static_cast<long double>(a.scale));
+  auto largest = [](const ref::Tensor& t) {
+    long double m = 0;
+    for (int64_t i = 0; i < t.numel(); ++i) m = std::max(m, std::fabs(t[i]));
+    return m;
+  };
+  // |q.k| and the logits at their largest.
+  long double dot = 0, logit = 0;
+  const int64_t N = tr.P.shape[0], H = tr.P.shape[1], Sq = tr.P.shape[2], Sk = tr.P.shape[3];
+  const int64_t D = tr.q.shape()[2], Dv = tr.v.shape()[2];
+  for (int64_t nh = 0; nh < N * H; ++nh)
+    for (int64_t p = 0; p < Sq; ++p)
+      for (int64_t r = 0; r < Sk; ++r) {
+        long double x = 0;
+        for (int64_t d = 0; d < D; ++d) x += std::fabs(q[(nh * D + d) * Sq + p] * k[(nh * D + d) * Sk + r]);
+        dot = std::max(dot, x);
+      }
+  logit = dot * scale;
+  char b[300];
+  auto say = [&](const char* what, long double x) {
+    std::snprintf(b, sizeof b,
+                  "%s reaches %.4Lg, past f16's largest finite value 65504: the %s contract materialises it in "
+                  "f16, where it overflows to inf; the case is outside what that contract can compute",
+                  what, x, name_of(contract));
+    return std::string(b);
+  };
+  if (contract == Precision::unfused) {
+    const long double root = std::sqrt(scale);
+    if (largest(q) * root >= limit) return say("q * sqrt(|scale|)", largest(q) * root);
+    if (largest(k) * root >= limit) return say("k * sqrt(|scale|)", largest(k) * root);
+    if (logit >= limit) return say("|logit|", logit);
+    // bmm, then the scale: the unscaled products materialised.
+    if (dot >= limit) return say("sum_d |q_d k_d| (before the scale)", dot);
+    return "";
+  }
+  if (dot >= limit) return say("sum_d |q_d k_d|", dot);
+  if (logit >= limit) return say("|logit|", logit);
+  long double sum_v = 0;
+  for (int64_t row = 0; row < N * H * Dv; ++row) {
+    long double x = 0;
+    for (int64_t r = 0; r < Sk; ++r) x += std::fabs(v[row * Sk + r]);
+    sum_v = std::max(sum_v, x);
+  }
+  if (sum_v >= limit) return say("an unnormalised P.V sum (at most sum_r |v_r|)", sum_v);
+  return "";
+}
+
 std::string index_text(const std::array<int64_t, 5>& i) {
   return "[" + std::to_string(i[0]) + "," + std::to_string(i[1]) + "," + std::to_string(i[2]) + "," +
          std::to_string(i[3]) + "," + std::to_string(i[4]) + "]";

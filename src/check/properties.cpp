@@ -237,35 +237,8 @@ std::string nan_diagnosis(const NanSource& s, const GuardedCase& g, Precision pr
   long double top = 0;
   for (int64_t i = 0; i < t.logits.numel(); ++i) top = std::max(top, std::fabs(t.logits[i]));
   const double overflow = g.spec().dtype == DType::f64 ? 709.78 : 88.72;  // log of the accumulator's max
-  const Precision contract = contract_for(g.spec().dtype, precision);
-  if (g.spec().dtype == DType::f16 && contract != Precision::fused) {
-    // Contracts that materialise logits (unfused) or every sum (input) in
-    // f16 overflow past its largest finite value.
-    long double sum = 0;  // input: the largest unnormalised P.V sum, sum_r exp(s_r - m) |v_r|
-    if (contract == Precision::input) {
-      const int64_t Sk = t.P.shape[3], Dv = t.v.shape()[2];
-      const ref::Tensor v = ref::contiguous(t.v);
-      for (int64_t row = 0; row < t.P.numel() / Sk; ++row) {
-        long double Pmax = 0;
-        for (int64_t r = 0; r < Sk; ++r) Pmax = std::max(Pmax, t.P[row * Sk + r]);
-        const int64_t nh = row / t.P.shape[2];
-        for (int64_t e = 0; e < Dv; ++e) {
-          long double x = 0;
-          for (int64_t r = 0; r < Sk; ++r) x += t.P[row * Sk + r] / Pmax * std::fabs(v[(nh * Dv + e) * Sk + r]);
-          sum = std::max(sum, x);
-        }
-      }
-    }
-    const char* what = top >= 65504 ? "logits reach" : sum >= 65504 ? "an unnormalised P.V sum reaches" : nullptr;
-    if (what) {
-      char b[300];
-      std::snprintf(b, sizeof b,
-                    " (%s %.4g, past f16's largest finite value 65504: the %s contract materialises it in f16, "
-                    "where it overflows to inf; the case is outside what that contract can compute)",
-                    what, static_cast<double>(top >= 65504 ? top : sum), name_of(contract));
-      return text + b;
-    }
-  }
+  const std::string range = contract_overflow(reference_args(g), g.spec().dtype, precision);
+  if (!range.empty()) return text + " (" + range + ")";
   if (top > overflow) {
     char b[200];
     std::snprintf(b, sizeof b,
@@ -323,6 +296,8 @@ Verdict semantics(const attncheck_impl& impl, const Case& c, const CheckOptions&
     const bool rerun = nan.kind == NanSource::poison || nan.kind == NanSource::arithmetic;
     v.diagnosis = rerun ? diagnose(g, o.out, nan.finite_out, e, opt.precision) : diagnose(g, o.out, e, opt.precision);
     if (v.diagnosis.empty()) v.diagnosis = nan_diagnosis(nan, g, opt.precision);
+    // An inf (not NaN) from a contract that overflows f16 on this case.
+    if (v.diagnosis.empty()) v.diagnosis = contract_overflow(reference_args(g), c.dtype, opt.precision);
   }
   return v;
 }
