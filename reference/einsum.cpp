@@ -76,15 +76,22 @@ Tensor einsum(std::string_view spec_text, std::span<const View> ops) {
     for (char c : term)
       if (spec.output.find(c) == std::string::npos && summed.find(c) == std::string::npos)
         summed += c;
-  // Per operand, the element stride of each letter (a repeated letter walks
-  // the diagonal, so its strides add up).
+  // Each operand read once into a packed tensor of its values (an operand
+  // element is used by many output elements).
+  std::vector<Tensor> packed;
+  for (const View& op : ops) packed.push_back(contiguous(op));
+  // Per operand, the element stride of each letter in its packed tensor (a
+  // repeated letter walks the diagonal, so its strides add up).
   auto letter_strides = [&](const std::string& letters) {
     std::vector<std::vector<int64_t>> st(ops.size(), std::vector<int64_t>(letters.size(), 0));
-    for (size_t i = 0; i < ops.size(); ++i)
-      for (size_t d = 0; d < spec.inputs[i].size(); ++d) {
+    for (size_t i = 0; i < ops.size(); ++i) {
+      int64_t stride = 1;
+      for (size_t d = spec.inputs[i].size(); d-- > 0;) {
         auto pos = letters.find(spec.inputs[i][d]);
-        if (pos != std::string::npos) st[i][pos] += ops[i].layout.stride[d];
+        if (pos != std::string::npos) st[i][pos] += stride;
+        stride *= packed[i].shape[d];
       }
+    }
     return st;
   };
   const auto out_strides = letter_strides(spec.output);
@@ -95,19 +102,33 @@ Tensor einsum(std::string_view spec_text, std::span<const View> ops) {
 
   Tensor result(out_shape);
   int64_t flat = 0;
-  std::vector<int64_t> at(ops.size());
+  std::vector<int64_t> at(ops.size());  // each operand's offset at the output index
+  auto element = [&](size_t i, int64_t off) { return packed[i][off]; };
   for_each_index(out_shape, [&](std::span<const int64_t> oidx) {
+    for (size_t i = 0; i < ops.size(); ++i) {
+      at[i] = 0;
+      for (size_t d = 0; d < oidx.size(); ++d) at[i] += oidx[d] * out_strides[i][d];
+    }
     NeumaierSum acc;
-    for_each_index(sum_shape, [&](std::span<const int64_t> sidx) {
-      real product = 1;
-      for (size_t i = 0; i < ops.size(); ++i) {
-        int64_t off = ops[i].layout.offset;
-        for (size_t d = 0; d < oidx.size(); ++d) off += oidx[d] * out_strides[i][d];
-        for (size_t d = 0; d < sidx.size(); ++d) off += sidx[d] * sum_strides[i][d];
-        product *= read(ops[i].dtype, ops[i].base + size_of(ops[i].dtype) * off);
+    if (sum_shape.size() == 1) {
+      // One summed letter (every contraction attention makes): the same sum
+      // as below, walked with a plain loop.
+      for (int64_t x = 0; x < sum_shape[0]; ++x) {
+        real product = 1;
+        for (size_t i = 0; i < ops.size(); ++i) product *= element(i, at[i] + x * sum_strides[i][0]);
+        acc.add(product);
       }
-      acc.add(product);
-    });
+    } else {
+      for_each_index(sum_shape, [&](std::span<const int64_t> sidx) {
+        real product = 1;
+        for (size_t i = 0; i < ops.size(); ++i) {
+          int64_t off = at[i];
+          for (size_t d = 0; d < sidx.size(); ++d) off += sidx[d] * sum_strides[i][d];
+          product *= element(i, off);
+        }
+        acc.add(product);
+      });
+    }
     result[flat++] = acc.value();
   });
   return result;

@@ -96,6 +96,9 @@ Expectation expect(const GuardedCase& g, Precision p = Precision::fused, double 
 // under the reference's semantics w, for an implementation in dtype.
 Expectation expect(const ref::AttentionArgs& a, DType dtype, Precision p = Precision::fused,
                    ref::Wrong w = ref::Wrong::none, double safety = kSafetyFactor);
+// The same from a trace of those arguments already computed.
+Expectation expect(const ref::AttentionTrace& trace, const ref::AttentionArgs& a, DType dtype, Precision p,
+                   ref::Wrong w = ref::Wrong::none, double safety = kSafetyFactor);
 
 // The contract evaluated literally in its own precision: every operation
 // rounded once to the precision the contract gives it (sums in order, the
@@ -103,6 +106,7 @@ Expectation expect(const ref::AttentionArgs& a, DType dtype, Precision p = Preci
 // comparison: an implementation's error next to this one's (FlashAttention's
 // tests allow twice it).
 ref::Tensor literal(const ref::AttentionArgs& a, DType dtype, Precision p);
+ref::Tensor literal(const ref::AttentionTrace& trace, const ref::AttentionArgs& a, DType dtype, Precision p);
 
 // Where a contract materialises intermediates in f16 (unfused: q and k
 // scaled by sqrt(scale), or q.k before the scale, and the logits; input:

@@ -87,18 +87,32 @@ Expectation expect(const GuardedCase& g, Precision p, double K) {
 }
 
 Expectation expect(const ref::AttentionArgs& a, DType dtype, Precision precision, ref::Wrong w, double K) {
+  return expect(ref::trace_attention(a, w), a, dtype, precision, w, K);
+}
+
+Expectation expect(const ref::AttentionTrace& tr, const ref::AttentionArgs& a, DType dtype, Precision precision,
+                   ref::Wrong w, double K) {
   const Precision contract = contract_for(dtype, precision);
-  const ref::AttentionTrace tr = ref::trace_attention(a, w);
-  auto absolute = [](const ref::View& x) {
-    ref::Tensor t = ref::contiguous(x);
-    for (auto& e : *t.data) e = std::fabs(e);
-    return t;
-  };
-  const ref::Tensor aq = absolute(tr.q), ak = absolute(tr.k);
-  const ref::View ops[2] = {aq.view(), ak.view()};
-  const ref::Tensor absdot = ref::einsum("ngdp,ngdr->ngpr", ops);  // (N, heads, Sq, Sk)
   const int64_t N = tr.o.shape[0], H = tr.o.shape[1], Dv = tr.o.shape[2], Sq = tr.o.shape[3];
   const int64_t Sk = tr.P.shape[3], D = tr.q.shape()[2];
+  // sum_d |q_d k_rd| for every (group, head, query, key), in double (an
+  // upper bound's ingredient: its own rounding, 1e-16 relative, is covered
+  // by the safety factors).
+  std::vector<double> absdot(static_cast<size_t>(N * H * Sq * Sk));
+  {
+    const ref::Tensor q = ref::contiguous(tr.q), k = ref::contiguous(tr.k);  // (N, H, D, Sq), (N, H, D, Sk)
+    std::vector<double> kd(static_cast<size_t>(D * Sk));
+    for (int64_t nh = 0; nh < N * H; ++nh) {
+      for (int64_t i = 0; i < D * Sk; ++i) kd[i] = std::fabs(static_cast<double>(k[nh * D * Sk + i]));
+      double* out = absdot.data() + nh * Sq * Sk;
+      for (int64_t p = 0; p < Sq; ++p)
+        for (int64_t d = 0; d < D; ++d) {
+          const double x = std::fabs(static_cast<double>(q[(nh * D + d) * Sq + p]));
+          const double* kr = kd.data() + d * Sk;
+          for (int64_t r = 0; r < Sk; ++r) out[p * Sk + r] += x * kr[r];
+        }
+    }
+  }
   const double u = unit_roundoff(dtype);
   const double ua = unit_roundoff(accumulator(dtype));
   const long double scale = std::fabs(static_cast<long double>(a.scale));
@@ -112,7 +126,7 @@ Expectation expect(const ref::AttentionArgs& a, DType dtype, Precision precision
       for (int64_t p = 0; p < Sq; ++p) {
         const int64_t row = ((n * H + h) * Sq + p) * Sk;
         long double L = 0, Pmax = 0;
-        for (int64_t r = 0; r < Sk; ++r) L = std::max(L, absdot[row + r]), Pmax = std::max(Pmax, tr.P[row + r]);
+        for (int64_t r = 0; r < Sk; ++r) L = std::max<long double>(L, absdot[row + r] * (1 + 0x1p-50)), Pmax = std::max(Pmax, tr.P[row + r]);
         // The largest error of a logit, and the growth of a weight under it
         // (input: K on the whole softmax term, as the accumulation terms).
         long double el = 0, growth = 0;
@@ -168,8 +182,11 @@ long double rnd(DType t, long double x) {
 }  // namespace
 
 ref::Tensor literal(const ref::AttentionArgs& a, DType dtype, Precision precision) {
+  return literal(ref::trace_attention(a), a, dtype, precision);
+}
+
+ref::Tensor literal(const ref::AttentionTrace& tr, const ref::AttentionArgs& a, DType dtype, Precision precision) {
   const Precision contract = contract_for(dtype, precision);
-  const ref::AttentionTrace tr = ref::trace_attention(a);
   const ref::Tensor q = ref::contiguous(tr.q), k = ref::contiguous(tr.k), v = ref::contiguous(tr.v);
   const int64_t N = tr.o.shape[0], H = tr.o.shape[1], Dv = tr.o.shape[2], Sq = tr.o.shape[3];
   const int64_t Sk = tr.P.shape[3], D = tr.q.shape()[2];
@@ -200,7 +217,10 @@ ref::Tensor literal(const ref::AttentionArgs& a, DType dtype, Precision precisio
         for (long double x : s) m = std::max(m, x);
         long double ell = 0;
         for (int64_t r = 0; r < Sk; ++r) {
-          w[r] = A(std::exp(s[r] - m));
+          // exp in double, then rounded to the accumulator (f32 and
+          // 16-bit; f64 and ext take long double's exp).
+          w[r] = A(acc == DType::f32 || is16(acc) ? static_cast<long double>(std::exp(static_cast<double>(s[r] - m)))
+                                                  : std::exp(s[r] - m));
           ell = A(ell + w[r]);
         }
         for (int64_t r = 0; r < Sk; ++r) {

@@ -253,8 +253,8 @@ std::string nan_diagnosis(const NanSource& s, const GuardedCase& g, Precision pr
 }
 
 // The largest error of the contract's literal evaluation (error_model.h).
-double literal_error(const GuardedCase& g, const Expectation& e, Precision p) {
-  const ref::Tensor lit = literal(reference_args(g), g.spec().dtype, p);
+double literal_error(const ref::AttentionTrace& tr, const GuardedCase& g, const Expectation& e, Precision p) {
+  const ref::Tensor lit = literal(tr, reference_args(g), g.spec().dtype, p);
   long double m = 0;
   for (int64_t i = 0; i < lit.numel(); ++i) m = std::max(m, std::fabs(lit[i] - e.want[i]));
   return static_cast<double>(m);
@@ -265,14 +265,15 @@ Verdict semantics(const attncheck_impl& impl, const Case& c, const CheckOptions&
   GuardedCase g(c);
   const Outcome o = run_once(impl, g, opt);
   if (unusable(o, v, opt)) return v;
-  const Expectation e = expect(g, opt.precision);
+  const ref::AttentionTrace tr = ref::trace_attention(reference_args(g));
+  const Expectation e = expect(tr, reference_args(g), c.dtype, opt.precision);
   const Comparison cmp = compare(o.out, e);
   v.worst_ratio = cmp.worst_ratio;
   if (opt.compare_literal) {
     // The denominator is floored at one unit roundoff of the output's
     // magnitude: the literal evaluation is often exact on small cases, and
     // a ratio to an error of 0 (or 1e-300) says nothing.
-    const double base = literal_error(g, e, opt.precision);
+    const double base = literal_error(tr, g, e, opt.precision);
     long double biggest = 0;
     for (int64_t i = 0; i < e.want.numel(); ++i) biggest = std::max(biggest, std::fabs(e.want[i]));
     const double floor = std::max(unit_roundoff(c.dtype) * static_cast<double>(biggest),
