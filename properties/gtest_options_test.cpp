@@ -20,7 +20,8 @@ using namespace attncheck;
 class Env : public ::testing::Test {
  protected:
   void SetUp() override {
-    for (const char* v : {"RC_PARAMS", "ATTNCHECK_CASES", "ATTNCHECK_SEED", "ATTNCHECK_STRICT", "ATTNCHECK_FORK"})
+    for (const char* v : {"RC_PARAMS", "ATTNCHECK_CASES", "ATTNCHECK_SEED", "ATTNCHECK_STRICT", "ATTNCHECK_FORK",
+                         "ATTNCHECK_PRECISION"})
       unsetenv(v);
   }
   void TearDown() override { SetUp(); }
@@ -47,6 +48,17 @@ TEST_F(Env, DefaultsWithoutVariables) {
   EXPECT_TRUE(o.shrink);
   EXPECT_TRUE(o.fork);
   EXPECT_FALSE(o.strict);
+  EXPECT_EQ(o.precision, Precision::fused);
+}
+
+TEST_F(Env, PrecisionContractFromTheEnvironment) {
+  set({{"ATTNCHECK_PRECISION", "unfused"}});
+  EXPECT_EQ(attncheck::testing::options_from_env().precision, Precision::unfused);
+  set({{"ATTNCHECK_PRECISION", "input"}});
+  EXPECT_EQ(attncheck::testing::options_from_env().precision, Precision::input);
+  set({{"ATTNCHECK_PRECISION", "bf16"}});
+  EXPECT_EQ(error_of([] { attncheck::testing::options_from_env(); }),
+            "ATTNCHECK_PRECISION: unknown precision contract 'bf16' (expected fused, unfused or input)");
 }
 
 TEST_F(Env, RapidCheckParametersApply) {

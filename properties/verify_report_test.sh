@@ -58,3 +58,31 @@ assert len(cases) == 8 and all(c.find("skipped") is not None for c in cases), [E
 assert cases[0].find("skipped").get("message").startswith("not verified: every call declined"), ET.tostring(cases[0])
 print("not-verified reports ok")
 PY
+
+# The precision contract in every report: the text names it per dtype, JSON
+# has "precision" and each run's "contract" (f32's one contract is
+# "input"), JUnit a precision_contract property; the replay repeats it.
+"$cli" verify builtin:reference_f32 --dtype bf16,f32 --precision unfused --axes spatial --property semantics \
+  --cases 3 --json "$work/p.json" --junit "$work/p.xml" > "$work/p.txt" 2>&1
+grep -q "bf16: precision contract unfused (logits and probabilities materialised" "$work/p.txt" \
+  || { echo "the text does not name the contract"; cat "$work/p.txt"; exit 1; }
+grep -q "bf16 (contract unfused): worst error / bound" "$work/p.txt" \
+  || { echo "no per-dtype error figures"; cat "$work/p.txt"; exit 1; }
+/usr/bin/python3 - "$work/p.json" "$work/p.xml" <<'PY'
+import json, sys, xml.etree.ElementTree as ET
+j = json.load(open(sys.argv[1]))
+assert j["precision"] == "unfused", j
+contracts = {r["dtype"]: r["contract"] for r in j["runs"]}
+assert contracts == {"bf16": "unfused", "f32": "input"}, contracts
+assert all(0 <= r["worst_error_bound_ratio"] <= 1 and r["worst_error_literal_ratio"] >= 0 for r in j["runs"]), j["runs"]
+x = ET.parse(sys.argv[2]).getroot()
+props = [p.get("value") for p in x.iter("property") if p.get("name") == "precision_contract"]
+assert sorted(props) == ["input", "unfused"], props
+print("precision in reports ok")
+PY
+set +e
+out=$("$cli" verify builtin:reference_f32 --precision fast 2>&1)
+rc=$?
+set -e
+[ $rc -eq 2 ] && [ "$out" = "attncheck: unknown precision contract 'fast' (expected fused, unfused or input) (attncheck --help)" ] \
+  || { echo "bad --precision: exit $rc: $out"; exit 1; }
