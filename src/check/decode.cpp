@@ -69,8 +69,20 @@ Case decode_case(const uint8_t* data, size_t size, const DecodeOptions& opt) {
   for (int t = 0; t < 4; ++t) c.layout[t] = pick_layout(in, t != kRoleOut && !metamorphic);
   if (c.share == Share::kv_overlap) c.layout[kRoleK].broadcast &= ~2;
   for (int t = 0; t < 3; ++t) {
-    c.values[t].kind = static_cast<ValueKind>(in.ConsumeIntegralInRange<int>(0, kValueKinds - 1));
+    c.values[t].kind = static_cast<ValueKind>(in.ConsumeIntegralInRange<int>(0, 3));
     c.values[t].seed = in.ConsumeIntegral<uint32_t>();
+  }
+  // The value kinds added later (scaled; offset for v) are chosen by the
+  // input's last byte, read after everything else, so inputs saved before
+  // them (corpus, regressions) still decode to the same cases: 0 (and an
+  // input with no byte left) changes nothing.
+  switch (in.ConsumeIntegralInRange<int>(0, 7)) {
+    case 1: c.values[0].kind = ValueKind::scaled; break;
+    case 2: c.values[1].kind = ValueKind::scaled; break;
+    case 3: c.values[2].kind = ValueKind::scaled; break;
+    case 4: c.values[2].kind = ValueKind::offset; break;
+    case 5: c.values[0].kind = c.values[1].kind = ValueKind::scaled, c.values[2].kind = ValueKind::offset; break;
+    default: break;
   }
   if (prop == Property::robustness && c.values[0].kind == ValueKind::normal &&
       c.values[1].kind == ValueKind::normal)

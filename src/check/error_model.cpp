@@ -121,22 +121,38 @@ Expectation expect(const ref::AttentionTrace& tr, const ref::AttentionArgs& a, D
   const long double tinyO = half_subnormal_spacing(dtype);
   const ref::Tensor v = ref::contiguous(tr.v);  // (N, heads, Dv, Sk)
   ref::Tensor bound(tr.o.shape);
+  std::vector<long double> moves(static_cast<size_t>(Sk));
   for (int64_t n = 0; n < N; ++n)
     for (int64_t h = 0; h < H; ++h)
       for (int64_t p = 0; p < Sq; ++p) {
         const int64_t row = ((n * H + h) * Sq + p) * Sk;
         long double L = 0, Pmax = 0;
         for (int64_t r = 0; r < Sk; ++r) L = std::max<long double>(L, absdot[row + r] * (1 + 0x1p-50)), Pmax = std::max(Pmax, tr.P[row + r]);
-        // The largest error of a logit, and the growth of a weight under it
-        // (input: K on the whole softmax term, as the accumulation terms).
-        long double el = 0, growth = 0;
+        // The largest error of a logit, e_l (input: K on the whole softmax
+        // term, as on the accumulation terms).
+        long double el = 0, Kg = 1;
         if (contract == Precision::input) {
           el = (D + 2) * u * scale * L;
-          growth = K * std::expm1(std::min<long double>(2 * el, 11000));
+          Kg = K;
         } else {
           el = K * (D + 2) * ua * scale * L;
           if (contract == Precision::unfused) el += K16 * 3 * u * scale * L;
-          growth = std::expm1(std::min<long double>(2 * el, 11000));
+        }
+        // How far each weight can move: logits perturbed by at most e_l move
+        // P_r by at most P_r expm1(2 e_l), and never by more than 1 (where
+        // e_l is large, rounding can merge huge logits into ties and a key
+        // worth nothing become everything). Past long double's exp range
+        // this is taken in logs: log P_r = s_r - max s + log P_max.
+        long double top = -std::numeric_limits<long double>::infinity();
+        for (int64_t r = 0; r < Sk; ++r) top = std::max(top, tr.logits[row + r]);
+        const long double growth = std::expm1(std::min<long double>(2 * el, 11000));
+        for (int64_t r = 0; r < Sk; ++r) {
+          if (2 * el < 11000) {
+            moves[r] = std::min<long double>(Kg * tr.P[row + r] * growth, 1);
+          } else {
+            const long double lg = tr.logits[row + r] - top + std::log(Pmax) + 2 * el + std::log(Kg);
+            moves[r] = lg >= 0 ? 1 : std::exp(lg);
+          }
         }
         for (int64_t e = 0; e < Dv; ++e) {
           const int64_t oi = ((n * H + h) * Dv + e) * Sq + p;
@@ -148,10 +164,7 @@ Expectation expect(const ref::AttentionTrace& tr, const ref::AttentionArgs& a, D
             spread += P * std::fabs(x - o);
             mag += P * std::fabs(x);
             sum_v += std::fabs(x);
-            // Logits perturbed by at most e_l move P_r by at most
-            // P_r expm1(2 e_l), and never by more than 1 (where e_l is
-            // large, a weight can go from nothing to everything).
-            moved += std::min<long double>(P * growth, 1) * std::fabs(x - o);
+            moved += moves[r] * std::fabs(x - o);
           }
           if (contract == Precision::input) {
             // Every sum in the input dtype (f32 and f64: the dtype itself).

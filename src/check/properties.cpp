@@ -3,6 +3,7 @@
 #include <attncheck/error_model.h>
 #include <attncheck/properties.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -271,13 +272,15 @@ Verdict semantics(const attncheck_impl& impl, const Case& c, const CheckOptions&
   v.worst_ratio = cmp.worst_ratio;
   if (opt.compare_literal) {
     // The denominator is floored at one unit roundoff of the output's
-    // magnitude: the literal evaluation is often exact on small cases, and
-    // a ratio to an error of 0 (or 1e-300) says nothing.
+    // magnitude and at 2^-10 of the largest bound: the literal evaluation
+    // is often exact on small cases, and a ratio to an error of 0 (or of
+    // 1e-300, where out is all 0) says nothing.
     const double base = literal_error(tr, g, e, opt.precision);
-    long double biggest = 0;
-    for (int64_t i = 0; i < e.want.numel(); ++i) biggest = std::max(biggest, std::fabs(e.want[i]));
-    const double floor = std::max(unit_roundoff(c.dtype) * static_cast<double>(biggest),
-                                  std::numeric_limits<double>::min());
+    long double biggest = 0, widest = 0;
+    for (int64_t i = 0; i < e.want.numel(); ++i)
+      biggest = std::max(biggest, std::fabs(e.want[i])), widest = std::max(widest, e.bound[i]);
+    const double floor = std::max({unit_roundoff(c.dtype) * static_cast<double>(biggest),
+                                   static_cast<double>(widest) * 0x1p-10, std::numeric_limits<double>::min()});
     v.literal_ratio = static_cast<double>(cmp.max_error) / std::max(base, floor);
   }
   if (cmp.ok) return v;
