@@ -22,7 +22,8 @@ struct CaseOptions {
   std::optional<Axes> axes;          // any when unset
   std::optional<DType> dtype;        // f32 when unset
   std::optional<Property> property;  // shape the case to what it needs
-  double max_flops = 4e6;            // keep each case cheap
+  double max_flops = 4e6;            // keep each case cheap: its arithmetic
+  double max_elements = 1 << 17;     // and its memory (elements of q, k, v and out: values are drawn for each)
 };
 
 // A size along one dimension: 1, small, primes, and tile boundaries

@@ -137,7 +137,15 @@ rc::Gen<std::shared_ptr<GuardedTensor>> guarded_tensor(std::vector<int64_t> shap
 
 rc::Gen<Case> attention_case(CaseOptions opt) {
   return rc::gen::suchThat(rc::gen::exec([opt] { return raw_case(opt); }),
-                           [opt](const Case& c) { return c.flops() <= opt.max_flops; });
+                           [opt](const Case& c) {
+                             double elements = 0;
+                             for (int t = 0; t < 4; ++t) {
+                               double n = 1;
+                               for (int64_t d : c.shape(t)) n *= static_cast<double>(d);
+                               elements += n;
+                             }
+                             return c.flops() <= opt.max_flops && elements <= opt.max_elements;
+                           });
 }
 
 }  // namespace attncheck::gen
