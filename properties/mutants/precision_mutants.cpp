@@ -2,7 +2,8 @@
 // rounded once) with one low-precision bug planted each. The mutation
 // tests require `attncheck verify --dtype bf16` and `--dtype f16` to catch
 // every one (exit 1) by the property each names; `none` must pass. The
-// correct kernels of the other contracts are here too: `unfused` must pass
+// correct kernels of the other contracts are here too: `unfused` (and
+// `unfused_bmm`, bmm then the scale) must pass
 // `--precision unfused` and fail `fused` (its logits are rounded to the
 // input dtype), `input` must pass `--precision input`.
 #include "precision.h"
@@ -21,6 +22,14 @@ attncheck_status kernel(const attncheck_attention* call, char* message, size_t s
   return precision::attention(r, call, message, size);
 }
 
+// bmm, then the scale: q.k rounded to the input dtype, then scaled and rounded.
+attncheck_status unfused_bmm_then_scale(const attncheck_attention* call, char* message, size_t size) {
+  Recipe r;
+  r.contract = Contract::unfused;
+  r.scale_after = true;
+  return precision::attention(r, call, message, size);
+}
+
 #define MUTANT(name) {#name, kDLCPU, kernel<Bug::name>}
 const attncheck_impl kImpls[] = {
     MUTANT(none),
@@ -33,6 +42,7 @@ const attncheck_impl kImpls[] = {
     MUTANT(out_through_other),
     MUTANT(f16_overflow),
     {"unfused", kDLCPU, kernel<Bug::none, Contract::unfused>},
+    {"unfused_bmm", kDLCPU, unfused_bmm_then_scale},
     {"input", kDLCPU, kernel<Bug::none, Contract::input>},
 };
 

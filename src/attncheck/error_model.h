@@ -33,7 +33,7 @@
 //           f32 in any order, P rounded once to the input dtype before the
 //           P.V product (or kept in f32), out rounded once:
 //     e_l   = K (D + 2) ua |scale| L
-//     bound = expm1(2 e_l) spread + K (Sk + D + 8) ua mag
+//     bound = sum_r min(P_r expm1(2 e_l), 1) |v_r - o| + K (Sk + D + 8) ua mag
 //           + K16 u (max(mag, spread) + |o|)                   (P rounded once; out rounded)
 //           + underflow
 //     P rounded once moves o by sum_r d_r P_r v_r with |d_r| <= u: at most
@@ -49,12 +49,14 @@
 //   input   (every sum accumulated in the input dtype; the loosest): the
 //           f32 formula above with u the input dtype's.
 //
-//   underflow = (tinyP + K (Sk + 1) tinyA) (1 + P_max sum_r |v_r|) + tinyO
-//     tinyP: half the spacing of the input dtype's subnormals (an f16 weight
-//     below 2^-14 is rounded absolutely, by at most 2^-25; each weight is at
-//     most 1 relative to the row's maximum, and P_max = 1/normaliser),
-//     tinyA the accumulator's smallest normal, tinyO half the output dtype's
-//     subnormal spacing.
+//   underflow = tinyP (1 + W sum_r |v_r|) + K (Sk + 1) tinyA (1 + P_max sum_r |v_r|) + tinyO
+//     tinyP: half the spacing of the input dtype's subnormals. A weight
+//     below f16's 2^-14 is rounded absolutely, by at most 2^-25: in fused
+//     the unnormalised weights (at most 1 relative to the row's maximum)
+//     are rounded and then divided by the normaliser, W = P_max =
+//     1/normaliser; in unfused the normalised P is materialised, W = 1.
+//     tinyA is the accumulator's smallest normal, tinyO half the output
+//     dtype's subnormal spacing.
 //
 // The linear terms are worst-case, so any summation order, online softmax
 // over key tiles included, stays inside.

@@ -174,7 +174,8 @@ Expectation expect(const ref::AttentionTrace& tr, const ref::AttentionArgs& a, D
           }
           bound[oi] = moved + K * (Sk + D + 8) * ua * mag +
                       K16 * u * (std::max(mag, spread) + std::fabs(o)) +
-                      (tinyP + K * (Sk + 1) * tinyA) * (1 + Pmax * sum_v) + tinyO;
+                      tinyP * (1 + (contract == Precision::unfused ? 1 : Pmax) * sum_v) +
+                      K * (Sk + 1) * tinyA * (1 + Pmax * sum_v) + tinyO;
         }
       }
   return {tr.out, ref::ungroup(bound.view(), a, w)};
