@@ -122,6 +122,9 @@ Expectation expect(const ref::AttentionTrace& tr, const ref::AttentionArgs& a, D
   const ref::Tensor v = ref::contiguous(tr.v);  // (N, heads, Dv, Sk)
   ref::Tensor bound(tr.o.shape);
   std::vector<long double> moves(static_cast<size_t>(Sk));
+  std::vector<double> Pd(static_cast<size_t>(Sk)), moved_d(static_cast<size_t>(Sk));
+  std::vector<double> vd(static_cast<size_t>(v.numel()));
+  for (int64_t i = 0; i < v.numel(); ++i) vd[i] = static_cast<double>(v[i]);
   for (int64_t n = 0; n < N; ++n)
     for (int64_t h = 0; h < H; ++h)
       for (int64_t p = 0; p < Sq; ++p) {
@@ -154,18 +157,26 @@ Expectation expect(const ref::AttentionTrace& tr, const ref::AttentionArgs& a, D
             moves[r] = lg >= 0 ? 1 : std::exp(lg);
           }
         }
+        for (int64_t r = 0; r < Sk; ++r) Pd[r] = static_cast<double>(tr.P[row + r]), moved_d[r] = static_cast<double>(moves[r]);
         for (int64_t e = 0; e < Dv; ++e) {
           const int64_t oi = ((n * H + h) * Dv + e) * Sq + p;
-          const int64_t vrow = ((n * H + h) * Dv + e) * Sk;
-          const long double o = tr.o[oi];
-          long double spread = 0, mag = 0, sum_v = 0, moved = 0;
+          const double* vr = vd.data() + ((n * H + h) * Dv + e) * Sk;
+          // The bound's ingredients in double (their own rounding, 1e-16
+          // relative, is far inside the safety factors).
+          const double od = static_cast<double>(tr.o[oi]);
+          double spread_d = 0, mag_d = 0, sum_v_d = 0, moved_s = 0;
           for (int64_t r = 0; r < Sk; ++r) {
-            const long double x = v[vrow + r], P = tr.P[row + r];
-            spread += P * std::fabs(x - o);
-            mag += P * std::fabs(x);
-            sum_v += std::fabs(x);
-            moved += moves[r] * std::fabs(x - o);
+            const double x = vr[r], dist = std::fabs(x - od);
+            spread_d += Pd[r] * dist;
+            mag_d += Pd[r] * std::fabs(x);
+            sum_v_d += std::fabs(x);
+            moved_s += moved_d[r] * dist;
           }
+          const long double o = tr.o[oi];
+          const long double slack = 1 + 0x1p-40;
+          const long double spread = spread_d * slack, mag = mag_d * slack, sum_v = sum_v_d * slack;
+          // |v_r - o| in double is off by at most 2^-53 (|v_r| + |o|) each.
+          const long double moved = moved_s * slack + 0x1p-50L * (mag + std::fabs(o));
           if (contract == Precision::input) {
             // Every sum in the input dtype (f32 and f64: the dtype itself).
             bound[oi] = moved + K * (Sk + D + 8) * u * mag + u * std::fabs(o) +

@@ -79,7 +79,7 @@ static Case raw_case(const CaseOptions& opt) {
   // 16-bit kernels' bugs (sums that stagnate or overflow, a normaliser or
   // a dropped key lost in rounding) show at long sequences: more often there.
   const bool half = c.dtype == DType::f16 || c.dtype == DType::bf16;
-  if (*rc::gen::weightedOneOf<bool>({{half ? 2 : 6, rc::gen::just(false)}, {1, rc::gen::just(true)}})) {
+  if (*rc::gen::weightedOneOf<bool>({{half ? 3 : 6, rc::gen::just(false)}, {1, rc::gen::just(true)}})) {
     if (c.axes == Axes::temporal) c.Tk = *long_dim();
     else c.Wk = *long_dim();
   }
