@@ -8,6 +8,8 @@
 // arithmetic varies.
 #pragma once
 
+#include "skeleton.h"  // the spec's sizes and indexing (sizes_of, index_of, packed_strides)
+
 #include <attncheck/half.h>
 #include <attncheck/plugin.h>
 
@@ -52,8 +54,9 @@ struct Tensor16 {
   int64_t st[5];
   char* base;
   explicit Tensor16(const DLTensor* x) : t(x), bf16(x->dtype.code == kDLBfloat) {
-    int64_t s = 1;
-    for (int d = 4; d >= 0; --d) st[d] = x->strides ? x->strides[d] : s, s *= x->shape[d];
+    mutant::packed_strides(x, st);
+    if (x->strides)
+      for (int d = 0; d < 5; ++d) st[d] = x->strides[d];
     base = static_cast<char*>(x->data) + x->byte_offset;
   }
   uint16_t* at(const int64_t i[5]) const {
@@ -76,13 +79,7 @@ inline float round16(bool bf16, float x) {
 
 // The (B, C, T, H, W) index of channel c at position p of group n.
 inline void index_of(const DLTensor* t, attncheck_axes axes, int64_t n, int64_t c, int64_t p, int64_t o[5]) {
-  const int64_t T = t->shape[2], H = t->shape[3], W = t->shape[4];
-  o[1] = c;
-  switch (axes) {
-    case ATTNCHECK_SPATIAL: o[0] = n / T, o[2] = n % T, o[3] = p / W, o[4] = p % W; break;
-    case ATTNCHECK_TEMPORAL: o[0] = n / (H * W), o[3] = (n / W) % H, o[4] = n % W, o[2] = p; break;
-    default: o[0] = n, o[2] = p / (H * W), o[3] = (p / W) % H, o[4] = p % W; break;
-  }
+  mutant::index_of(t, axes, n, c, p, false, o);
 }
 
 inline attncheck_status attention(const Recipe& rc, const attncheck_attention* call, char* message, size_t size) {
@@ -96,18 +93,7 @@ inline attncheck_status attention(const Recipe& rc, const attncheck_attention* c
   const Tensor16 Q(q), K(k), V(v), O(o);
   const bool bf16 = Q.bf16;
   const int64_t heads = call->heads, D = q->shape[1] / heads, Dv = v->shape[1] / heads;
-  int64_t groups, Sq, Sk;
-  switch (call->axes) {
-    case ATTNCHECK_SPATIAL:
-      groups = q->shape[0] * q->shape[2], Sq = q->shape[3] * q->shape[4], Sk = k->shape[3] * k->shape[4];
-      break;
-    case ATTNCHECK_TEMPORAL:
-      groups = q->shape[0] * q->shape[3] * q->shape[4], Sq = q->shape[2], Sk = k->shape[2];
-      break;
-    default:
-      groups = q->shape[0], Sq = q->shape[2] * q->shape[3] * q->shape[4];
-      Sk = k->shape[2] * k->shape[3] * k->shape[4];
-  }
+  const auto [groups, Sq, Sk] = mutant::sizes_of(call);
   const Bug bug = rc.bug;
   // A: one operation's result in the accumulator's precision (the input
   // dtype's under the `input` contract); I: rounded to the input dtype.

@@ -103,6 +103,22 @@ inline void index_of(const DLTensor* t, attncheck_axes axes, int64_t n, int64_t 
   }
 }
 
+// The spec's groups, query positions and key positions of a call.
+struct Sizes {
+  int64_t groups, Sq, Sk;
+};
+inline Sizes sizes_of(const attncheck_attention* call) {
+  const DLTensor *q = call->q, *k = call->k;
+  switch (call->axes) {
+    case ATTNCHECK_SPATIAL:
+      return {q->shape[0] * q->shape[2], q->shape[3] * q->shape[4], k->shape[3] * k->shape[4]};
+    case ATTNCHECK_TEMPORAL:
+      return {q->shape[0] * q->shape[3] * q->shape[4], q->shape[2], k->shape[2]};
+    default:
+      return {q->shape[0], q->shape[2] * q->shape[3] * q->shape[4], k->shape[2] * k->shape[3] * k->shape[4]};
+  }
+}
+
 inline float round_bf16(float x) {
   uint32_t b;
   std::memcpy(&b, &x, 4);
@@ -125,18 +141,7 @@ attncheck_status attention(const attncheck_attention* call, char* message, size_
   const Strided O = wrap(o, bug == Bug::out_uses_q_strides ? q : o, bug, false);
   const bool legacy = bug == Bug::legacy_reshape;
   const int64_t heads = call->heads, C = q->shape[1], D = C / heads, Dv = v->shape[1] / heads;
-  int64_t groups, Sq, Sk;
-  switch (call->axes) {
-    case ATTNCHECK_SPATIAL:
-      groups = q->shape[0] * q->shape[2], Sq = q->shape[3] * q->shape[4], Sk = k->shape[3] * k->shape[4];
-      break;
-    case ATTNCHECK_TEMPORAL:
-      groups = q->shape[0] * q->shape[3] * q->shape[4], Sq = q->shape[2], Sk = k->shape[2];
-      break;
-    default:
-      groups = q->shape[0], Sq = q->shape[2] * q->shape[3] * q->shape[4];
-      Sk = k->shape[2] * k->shape[3] * k->shape[4];
-  }
+  const auto [groups, Sq, Sk] = sizes_of(call);
   const float scale = bug == Bug::scale_sqrt_c ? 1.0f / std::sqrt(static_cast<float>(C))
                                                : static_cast<float>(call->scale);
   auto channel = [&](int64_t g, int64_t d, int64_t per) {

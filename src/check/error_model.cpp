@@ -235,8 +235,7 @@ ref::Tensor literal(const ref::AttentionTrace& tr, const ref::AttentionArgs& a, 
             if (contract == Precision::unfused) x = I(x * root), y = I(y * root * sign);
             dot = A(dot + A(x * y));
           }
-          s[r] = contract == Precision::unfused ? I(dot) : A(dot * scale);
-          if (contract == Precision::input) s[r] = I(s[r]);
+          s[r] = contract == Precision::unfused ? I(dot) : A(dot * scale);  // input: A is I
         }
         long double m = -std::numeric_limits<long double>::infinity();
         for (long double x : s) m = std::max(m, x);
