@@ -1,11 +1,9 @@
 #include <attncheck/diagnosis.h>
-#include <attncheck/dlview.h>
 #include <attncheck/error_model.h>
 #include <attncheck/properties.h>
 
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 #include <limits>
 #include <sstream>
 #include <stdexcept>
