@@ -6,9 +6,28 @@
 
 #include <attncheck/guarded.h>
 
+#include <stdexcept>
 #include <string>
 
 namespace attncheck {
+
+// Thrown by an implementation's in-process wrapper (the Python package's
+// bridge) to say what the implementation did wrong in its own words ("raised
+// ValueError: ..."): the finding is what() as it is, not "threw <type>".
+struct ImplementationError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// Called around the fork of each forked call, in the order of
+// pthread_atfork (before in the parent; then parent, or child in the new
+// process first thing). An interpreter in the process (Python) needs these:
+// its locks and thread state must be made valid in the child. Null: none.
+struct ForkHooks {
+  void (*before)() = nullptr;
+  void (*parent)() = nullptr;
+  void (*child)() = nullptr;
+};
+void set_fork_hooks(const ForkHooks& hooks);
 
 struct RunOptions {
   // false: call in this process (trusted code: a fault, exit or abort then

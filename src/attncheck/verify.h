@@ -5,6 +5,7 @@
 
 #include <attncheck/case.h>
 #include <attncheck/properties.h>
+#include <attncheck/suite.h>
 
 #include <optional>
 #include <ostream>
@@ -33,6 +34,21 @@ struct VerifyOptions {
   double memory_limit_gib = 8;  // forked calls' address-space limit (GiB beyond the suite's)
   int max_shrinks = 1000;      // cap on RapidCheck's shrink tries per failure
   int max_case_shrinks = 400;  // cap on attncheck's case shrinker's tries
+  // An in-process target instead of a library (the Python package): these
+  // implementations are verified, `source` says where they come from in the
+  // report, and a replay line starts with `replay_command` (the command that
+  // runs this target) instead of "attncheck verify TARGET --impl NAME"; a
+  // replay_command with "{case}" in it is the whole line, the quoted case there.
+  std::vector<attncheck_impl> given;
+  std::string source;
+  std::string replay_command;
+};
+
+// One property run of a verify, as the report shows it.
+struct VerifyRun {
+  std::string impl;
+  PropertyOutcome outcome;
+  std::string replay;  // the replay line of its failure, or ""
 };
 
 // The exit statuses (the spec's command-line contract).
@@ -43,7 +59,11 @@ enum ExitStatus {
   kExitNotVerified = 3,  // nothing failed, but some requested run checked no case
 };
 
-// Runs verify; returns the exit status.
-int run_verify(const VerifyOptions& opt, std::ostream& out, std::ostream& err);
+// Runs verify; returns the exit status. The runs, when asked for, go to *runs.
+int run_verify(const VerifyOptions& opt, std::ostream& out, std::ostream& err,
+               std::vector<VerifyRun>* runs = nullptr);
+
+// The word of an exit status: PASSED, FAILED, ERROR, NOT VERIFIED.
+const char* exit_word(int status);
 
 }  // namespace attncheck

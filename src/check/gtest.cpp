@@ -1,4 +1,5 @@
 #include <attncheck/gtest.h>
+#include <attncheck/verify_args.h>
 
 #include <gtest/gtest.h>
 
@@ -18,14 +19,8 @@ const char* env(const char* name) {
 std::vector<DType> dtypes_from_env() {
   std::vector<DType> out;
   const char* v = env("ATTNCHECK_DTYPES");
-  std::string s = v ? v : "f32";
-  size_t start = 0;
-  for (;;) {
-    size_t comma = s.find(',', start);
-    out.push_back(ref::parse_dtype(s.substr(start, comma - start)));
-    if (comma == std::string::npos) return out;
-    start = comma + 1;
-  }
+  for (const auto& x : split_list(v ? v : "f32")) out.push_back(ref::parse_dtype(x));
+  return out;
 }
 
 std::string self_path() {

@@ -86,8 +86,17 @@ std::string demangle(const char* name) {
   return st == 0 && d ? d.get() : name;
 }
 
-// Inside a catch: "threw std::runtime_error: <what()>".
+ForkHooks g_fork_hooks;
+
+// Inside a catch: "threw std::runtime_error: <what()>", or an
+// ImplementationError's own words.
 std::string exception_text() {
+  try {
+    throw;
+  } catch (const ImplementationError& e) {
+    return e.what();
+  } catch (...) {
+  }
   const std::type_info* t = abi::__cxa_current_exception_type();
   std::string text = "threw " + (t ? demangle(t->name()) : std::string("an exception"));
   try {
@@ -189,6 +198,7 @@ size_t mapped_bytes() {
 
 [[noreturn]] void child(const attncheck_impl& impl, GuardedCase& g, CallPage& page, int output_fd,
                         const RunOptions& opt, size_t address_limit) {
+  if (g_fork_hooks.child) g_fork_hooks.child();
   g_case = &g;
   g_page = &page;
   g_memory_limit_gib = opt.memory_limit_gib;
@@ -373,7 +383,9 @@ RunResult run_forked(const attncheck_impl& impl, GuardedCase& g, const RunOption
   std::cout.flush();
   std::cerr.flush();
   std::fflush(nullptr);
+  if (g_fork_hooks.before) g_fork_hooks.before();
   const pid_t pid = fork();
+  if (pid != 0 && g_fork_hooks.parent) g_fork_hooks.parent();
   if (pid < 0) {
     close(output_fd);
     result.error = std::string("fork failed: ") + std::strerror(errno);
@@ -434,6 +446,8 @@ RunResult run_forked(const attncheck_impl& impl, GuardedCase& g, const RunOption
 }
 
 }  // namespace
+
+void set_fork_hooks(const ForkHooks& hooks) { g_fork_hooks = hooks; }
 
 int call_attention(const attncheck_impl& impl, const attncheck_attention* call, char* message, size_t size) {
   // The same ABI (an enum is an int in C); read as int.

@@ -6,6 +6,7 @@
 #include "cuda/device_harness.h"
 #endif
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <map>
@@ -15,11 +16,7 @@ namespace attncheck {
 
 namespace {
 
-struct Run {
-  std::string impl;
-  PropertyOutcome outcome;
-  std::string replay;
-};
+using Run = VerifyRun;
 
 std::string json_escape(const std::string& s) {
   std::string o;
@@ -59,14 +56,7 @@ struct Totals {
     if (not_verified) return kExitNotVerified;
     return kExitPassed;
   }
-  const char* word() const {
-    switch (exit_status()) {
-      case kExitFailed: return "FAILED";
-      case kExitError: return "ERROR";
-      case kExitNotVerified: return "NOT VERIFIED";
-    }
-    return "PASSED";
-  }
+  const char* word() const { return exit_word(exit_status()); }
 };
 
 Totals totals(const std::vector<Run>& runs, const std::string& impl = "") {
@@ -253,7 +243,16 @@ bool write_junit(const std::string& path, const std::vector<Run>& runs, const To
 
 }  // namespace
 
-int run_verify(const VerifyOptions& opt, std::ostream& out, std::ostream& err) {
+const char* exit_word(int status) {
+  switch (status) {
+    case kExitPassed: return "PASSED";
+    case kExitFailed: return "FAILED";
+    case kExitNotVerified: return "NOT VERIFIED";
+  }
+  return "ERROR";
+}
+
+int run_verify(const VerifyOptions& opt, std::ostream& out, std::ostream& err, std::vector<VerifyRun>* runs_out) {
   // verify takes its cases and seed from its options, not from RC_PARAMS; a
   // malformed RC_PARAMS is still an error (RapidCheck would exit on it).
   try {
@@ -266,14 +265,25 @@ int run_verify(const VerifyOptions& opt, std::ostream& out, std::ostream& err) {
   std::vector<attncheck_impl> impls;
   const bool builtin = opt.target.rfind("builtin:", 0) == 0;
   try {
-    if (builtin) {
+    if (!opt.given.empty()) {
+      impls = opt.given;
+      for (const auto& name : opt.impls) {
+        bool have = false;
+        for (const auto& i : impls) have |= std::string(i.name) == name;
+        if (!have) throw LoadError(opt.source + ": no implementation named '" + name + "'");
+      }
+      if (!opt.impls.empty())
+        std::erase_if(impls, [&](const attncheck_impl& i) {
+          return std::find(opt.impls.begin(), opt.impls.end(), std::string(i.name)) == opt.impls.end();
+        });
+    } else if (builtin) {
       plugin = Plugin::builtin();
       impls.push_back(plugin->find(opt.target.substr(8)));
     } else {
       plugin = Plugin::load(opt.target);
       if (opt.impls.empty()) impls = plugin->impls();
     }
-    for (const auto& name : opt.impls) {
+    for (const auto& name : plugin ? opt.impls : std::vector<std::string>{}) {
       const auto& impl = plugin->find(name);
       bool have = false;
       for (const auto& i : impls) have |= std::string(i.name) == name;
@@ -308,8 +318,15 @@ int run_verify(const VerifyOptions& opt, std::ostream& out, std::ostream& err) {
   sopt.max_case_shrinks = opt.max_case_shrinks;
   sopt.timeout_base = opt.timeout_base;
   sopt.memory_limit_gib = opt.memory_limit_gib;
+  const std::string source = plugin ? plugin->path() : opt.source;
   auto replay_line = [&](const attncheck_impl& impl, Property p, const Case& c) {
-    std::string s = "attncheck verify " + shell_quote(opt.target) + " --impl " + impl.name;
+    // A command that fixes the property and options itself (a pytest item)
+    // takes only the case, where it says {case}.
+    if (const size_t at = opt.replay_command.find("{case}"); at != std::string::npos)
+      return std::string(opt.replay_command).replace(at, 6, shell_quote(c.to_text()));
+    std::string s = opt.replay_command.empty()
+                        ? "attncheck verify " + shell_quote(opt.target) + " --impl " + impl.name
+                        : opt.replay_command;
     s += std::string(" --property ") + name_of(p);
     if (opt.strict) s += " --strict";
     if (opt.no_declines) s += " --no-declines";
@@ -348,7 +365,7 @@ int run_verify(const VerifyOptions& opt, std::ostream& out, std::ostream& err) {
     for (const auto& impl : impls) {
       SuiteOptions iopt = sopt;
       if (!opt.brief)
-        out << "verifying " << impl.name << " from " << plugin->path() << " (seed " << opt.seed << ", "
+        out << "verifying " << impl.name << " from " << source << " (seed " << opt.seed << ", "
             << opt.cases << " cases per property, axes family and dtype)\n";
       if (!opt.brief)
         for (DType dt : opt.dtypes)
@@ -420,6 +437,7 @@ int run_verify(const VerifyOptions& opt, std::ostream& out, std::ostream& err) {
     out << (opt.brief && !opt.case_text ? "" : "\n") << t.word() << ": " << totals_text(t) << timing << "\n";
   if (t.exit_status() == kExitNotVerified)
     out << "(exit status 3: nothing failed, but the runs above marked NOT VERIFIED checked no case)\n";
+  if (runs_out) *runs_out = runs;
   bool unwritten = false;
   if (!opt.json.empty() && !write_json(opt.json, opt, runs, t, secs)) {
     err << "attncheck: cannot write the JSON report " << opt.json << "\n";

@@ -1,0 +1,25 @@
+"""Attention over (B, C, T, H, W) written with einsum on the 5-D tensors
+themselves: no reshape, so no reshape can mix frames. Writes into `out`.
+
+    python3 -m attncheck verify examples/python/einsum.py:attention   # exit 0
+"""
+
+import torch
+
+# q, k: (b, g, d, t, h, w) with the channels split into heads g of size d.
+_LOGITS = {"spatial": "bgdtij,bgdtkl->bgtijkl", "temporal": "bgdtij,bgdsij->bgijts",
+           "spatiotemporal": "bgdtij,bgdskl->bgtijskl"}
+_OUT = {"spatial": "bgtijkl,bgetkl->bgetij", "temporal": "bgijts,bgesij->bgetij",
+        "spatiotemporal": "bgtijskl,bgeskl->bgetij"}
+_KEY_DIMS = {"spatial": 2, "temporal": 1, "spatiotemporal": 3}  # trailing dims of the logits that are keys
+
+
+def attention(q, k, v, *, heads, scale, axes, out):
+    b, c, t, h, w = q.shape
+    split = lambda x: x.reshape(x.shape[0], heads, x.shape[1] // heads, *x.shape[2:])  # noqa: E731
+    logits = torch.einsum(_LOGITS[axes], split(q), split(k)) * scale
+    n = _KEY_DIMS[axes]
+    flat = logits.reshape(*logits.shape[:logits.dim() - n], -1)
+    p = torch.softmax(flat, dim=-1).reshape(logits.shape)
+    o = torch.einsum(_OUT[axes], p, split(v))  # (b, g, e, t, h, w)
+    out.copy_(o.reshape(b, -1, t, h, w))
