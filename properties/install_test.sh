@@ -39,4 +39,18 @@ cmake -S "$work/consumer" -B "$work/consumer/build" -DCMAKE_PREFIX_PATH="$prefix
   -DCMAKE_CXX_FLAGS="$flags" -DCMAKE_EXE_LINKER_FLAGS="$ldflags" >/dev/null
 cmake --build "$work/consumer/build" >/dev/null
 "$work/consumer/build/consumer" | grep -qx '(2,3):(3,1)'
+# The Python package, where the build has it: Debian's layout, importable
+# with one PYTHONPATH entry, its pytest plugin registered by its entry point.
+if [ -d "$build/python/attncheck" ]; then
+  site=$prefix/lib/python3/dist-packages
+  for f in attncheck/__init__.py attncheck/pytest.py attncheck/__main__.py; do
+    [ -e "$site/$f" ] || { echo "missing after install: lib/python3/dist-packages/$f"; exit 1; }
+  done
+  ls "$site"/attncheck/_core.*.so >/dev/null
+  ls "$site"/attncheck-*.dist-info/entry_points.txt >/dev/null
+  (cd "$work" && PYTHONPATH=$site /usr/bin/python3 -c 'import attncheck, attncheck.pytest; print(attncheck.__file__)' |
+    grep "^$site/attncheck/__init__.py" >/dev/null)
+  help=$(cd "$work" && PYTHONPATH=$site /usr/bin/python3 -m pytest -p no:cacheprovider --help)
+  grep -q -- --attncheck-cases <<<"$help"
+fi
 echo "install layout ok"

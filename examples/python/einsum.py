@@ -1,5 +1,7 @@
 """Attention over (B, C, T, H, W) written with einsum on the 5-D tensors
 themselves: no reshape, so no reshape can mix frames. Writes into `out`.
+f16 and bf16 inputs are computed in f32 and rounded once at the end (the
+`fused` precision contract, attncheck's default for 16-bit dtypes).
 
     python3 -m attncheck verify examples/python/einsum.py:attention   # exit 0
 """
@@ -16,7 +18,11 @@ _KEY_DIMS = {"spatial": 2, "temporal": 1, "spatiotemporal": 3}  # trailing dims 
 
 def attention(q, k, v, *, heads, scale, axes, out):
     b, c, t, h, w = q.shape
-    split = lambda x: x.reshape(x.shape[0], heads, x.shape[1] // heads, *x.shape[2:])  # noqa: E731
+    acc = torch.float64 if q.dtype == torch.float64 else torch.float32
+
+    def split(x):
+        return x.to(acc).reshape(x.shape[0], heads, x.shape[1] // heads, *x.shape[2:])
+
     logits = torch.einsum(_LOGITS[axes], split(q), split(k)) * scale
     n = _KEY_DIMS[axes]
     flat = logits.reshape(*logits.shape[:logits.dim() - n], -1)

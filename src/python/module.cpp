@@ -154,11 +154,8 @@ attncheck_status py_attention(const attncheck_attention* call, char* message, si
 }
 
 // Around each forked call: the interpreter's own fork protocol (as
-// os.fork does it), what Python buffered flushed first (or the child would
-// write it into its captured output), and in the child torch on one
-// intra-op thread. libtorch's OpenMP pool does not survive a fork: a child
-// whose first parallel region finds the parent's pool hangs (GNU libgomp),
-// measured with torch 1.13 after the parent ran ops on 2 threads.
+// os.fork does it), and what Python buffered flushed first (or the child
+// would write it into its captured output).
 void flush_python_streams() {
   for (const char* name : {"stdout", "stderr"}) {
     PyObject* f = PySys_GetObject(name);  // borrowed
@@ -177,15 +174,16 @@ void before_fork() {
 
 void after_fork_parent() { PyOS_AfterFork_Parent(); }
 
+// The child's Python side: attncheck._bridge.after_fork_child (torch on
+// one thread, sys.stdout and sys.stderr on the descriptors the runner
+// captures).
 void after_fork_child() {
   PyOS_AfterFork_Child();
-  PyObject* modules = PyImport_GetModuleDict();  // borrowed
-  PyObject* torch = modules ? PyDict_GetItemString(modules, "torch") : nullptr;
-  if (torch) {
-    PyObject* r = PyObject_CallMethod(torch, "set_num_threads", "i", 1);
-    if (r) Py_DECREF(r);
-    else PyErr_Clear();
-  }
+  PyObject* bridge = PyImport_ImportModule("attncheck._bridge");
+  PyObject* r = bridge ? PyObject_CallMethod(bridge, "after_fork_child", nullptr) : nullptr;
+  if (!r) PyErr_Print();
+  Py_XDECREF(r);
+  Py_XDECREF(bridge);
 }
 
 py::dict run_dict(const attncheck::VerifyRun& r) {
@@ -231,6 +229,11 @@ py::tuple verify(py::object bridge, const std::string& name, const std::string& 
   if (!error.empty()) throw py::value_error(error);
   if (help) throw py::value_error("--help is not an option here");
   if (!opt.target.empty()) throw py::value_error("unexpected argument '" + opt.target + "'");
+  if (opt.case_text) try {
+      (void)attncheck::Case::parse(*opt.case_text);
+    } catch (const std::invalid_argument& e) {
+      throw py::value_error(std::string("--case: ") + e.what());
+    }
   static std::string impl_name;  // the ABI's name pointer must outlive the verify
   impl_name = name;
   opt.given = {attncheck_impl{impl_name.c_str(), kDLCPU, py_attention}};
@@ -286,7 +289,7 @@ py::tuple case_axes_dtype(const std::string& text) {
     const attncheck::Case c = attncheck::Case::parse(text);
     return py::make_tuple(attncheck::ref::name_of(c.axes), attncheck::ref::name_of(c.dtype));
   } catch (const std::invalid_argument& e) {
-    throw py::value_error(std::string("--attncheck-case: ") + e.what());
+    throw py::value_error(std::string("--attncheck-case: ") + e.what());  // (only the pytest plugin asks)
   }
 }
 

@@ -68,6 +68,27 @@ def _flush():
             pass
 
 
+def after_fork_child():
+    """First thing in the forked child of each call (before the runner
+    points descriptors 1 and 2 at the call's captured output).
+
+    torch runs on one intra-op thread: its OpenMP pool does not survive a
+    fork, and a child whose first parallel region finds the parent's pool
+    hangs (GNU libgomp; measured with torch 1.13 after the parent ran ops on
+    2 threads). sys.stdout and sys.stderr write to descriptors 1 and 2: a
+    host's replacements (pytest's capture) would take the call's output
+    away from the report.
+    """
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(1)
+    import io
+    for fd, name in ((1, "stdout"), (2, "stderr")):
+        stream = io.TextIOWrapper(io.FileIO(fd, "w", closefd=False), encoding="utf-8", errors="backslashreplace",
+                                  write_through=True)
+        setattr(sys, name, stream)
+
+
 def _shape(x):
     return "(" + ", ".join(str(int(n)) for n in x.shape) + ")"
 

@@ -38,6 +38,15 @@ def pytest_addoption(parser):
                     help="replay one case (the text of a failure's replay command) on the selected items")
 
 
+def pytest_configure(config):
+    case = config.getoption("attncheck_case", None)
+    if case:
+        try:
+            _core.case_axes_dtype(case)
+        except ValueError as e:
+            raise pytest.UsageError(str(e))
+
+
 def _words(x):
     return [x] if isinstance(x, str) else list(x)
 
