@@ -10,5 +10,5 @@ ATTNCHECK_PACKAGES_CORE=(
 # ocl-icd-opencl-dev: Debian's dnnl-config.cmake requires OpenCL, which libdnnl-dev only Recommends.
 ATTNCHECK_PACKAGES_ADAPTERS=(libtorch-dev libdnnl-dev ocl-icd-opencl-dev python3-torch)
 # The Python package and pytest plugin (src/python/): pybind11 and Python's
-# headers to build it; pytest, NumPy (and python3-torch, above) to test it.
-ATTNCHECK_PACKAGES_PYTHON=(python3-dev pybind11-dev python3-pybind11 python3-pytest python3-numpy)
+# headers to build it; pytest (with xdist), NumPy (and python3-torch, above) to test it.
+ATTNCHECK_PACKAGES_PYTHON=(python3-dev pybind11-dev python3-pybind11 python3-pytest python3-pytest-xdist python3-numpy)

@@ -180,3 +180,43 @@ def test_names_outside_the_abi_alphabet_are_mapped():
         return hostile.correct(q, k, v, heads=heads, scale=scale, axes=axes)
     r = attncheck.verify(Ünïcode_Attention, **ONE)
     assert r.exit_status == attncheck.PASSED and r.runs[0].impl == "ncode_attention"
+
+
+def test_ctrl_c_stops_verify():
+    """Python's SIGINT handler only sets a flag: verify looks at it between
+    property runs and lets the KeyboardInterrupt out."""
+    import os
+    import signal
+
+    def interrupts(q, k, v, *, heads, scale, axes):
+        return hostile.correct(q, k, v, heads=heads, scale=scale, axes=axes)
+
+    calls = []
+
+    def first_call_sends_sigint(q, k, v, *, heads, scale, axes):
+        calls.append(1)
+        if len(calls) == 1:
+            os.kill(os.getpid(), signal.SIGINT)  # KeyboardInterrupt at the next bytecode
+        return interrupts(q, k, v, heads=heads, scale=scale, axes=axes)
+
+    with pytest.raises(KeyboardInterrupt):
+        attncheck.verify(first_call_sends_sigint, fork=False, cases=5)
+    assert 0 < len(calls) < 24 * 5  # stopped after the first property run
+
+
+def test_ctrl_c_stops_a_forked_verify(tmp_path):
+    import os
+    import signal
+    once = tmp_path / "signalled"
+
+    def signals_the_parent(q, k, v, *, heads, scale, axes):
+        if not once.exists():  # one Ctrl-C, reaching verify (not the child's own process group)
+            once.write_text("")
+            os.kill(os.getppid(), signal.SIGINT)
+        return hostile.correct(q, k, v, heads=heads, scale=scale, axes=axes)
+
+    import time
+    start = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        attncheck.verify(signals_the_parent, cases=5)
+    assert time.monotonic() - start < 10

@@ -99,3 +99,10 @@ def test_bad_arguments_to_properties_fail_at_collection(run):
 def test_plugin_is_registered_by_its_entry_point():
     r = subprocess.run([sys.executable, "-m", "pytest", "--help"], capture_output=True, text=True, timeout=120)
     assert "--attncheck-cases" in r.stdout and "--attncheck-dtypes" in r.stdout
+
+
+def test_xdist_workers(run):
+    r = run(THREE_LINES.format(fn="unfixed", extra=', axes=["spatial"], properties=["semantics", "memory"]'),
+            "-n", "2", "--attncheck-cases", "10")
+    r.assert_outcomes(failed=1, passed=1)
+    assert "without the permute (the unfixed Open-Sora-Plan AttnBlock3D)" in r.stdout.str()

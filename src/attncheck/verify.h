@@ -7,6 +7,7 @@
 #include <attncheck/properties.h>
 #include <attncheck/suite.h>
 
+#include <functional>
 #include <optional>
 #include <ostream>
 #include <string>
@@ -42,6 +43,9 @@ struct VerifyOptions {
   std::vector<attncheck_impl> given;
   std::string source;
   std::string replay_command;
+  // Asked before each property run; true stops verify (exit status 2,
+  // "interrupted"): the Python package's Ctrl-C.
+  std::function<bool()> interrupted;
 };
 
 // One property run of a verify, as the report shows it.

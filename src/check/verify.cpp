@@ -374,6 +374,10 @@ int run_verify(const VerifyOptions& opt, std::ostream& out, std::ostream& err, s
       for (DType dt : opt.dtypes)
         for (Axes ax : opt.axes)
           for (Property p : opt.properties) {
+            if (opt.interrupted && opt.interrupted()) {
+              err << "attncheck: interrupted\n";
+              return kExitError;
+            }
             Run r{impl.name, {}, ""};
             if (no_device.count(impl.name)) {
               r.outcome.property = p, r.outcome.axes = ax, r.outcome.dtype = dt;

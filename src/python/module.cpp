@@ -34,6 +34,7 @@ std::string g_array = "torch";  // "torch": DLPack capsules; "numpy": arrays
 // bridge that trusts from_dlpack would (libtorch before 2.x drops it).
 bool g_fold_offsets = true;
 const attncheck_attention* g_current = nullptr;  // the call in progress
+bool g_interrupted = false;  // a KeyboardInterrupt reached an in-process call
 
 const DLTensor* role_tensor(const attncheck_attention* c, int role) {
   switch (role) {
@@ -124,7 +125,8 @@ const char* axes_word(attncheck_axes a) {
 // The ABI function of the Python implementation. The bridge returns
 // (status, message): status 0 or 1 as the ABI's, -1 with the finding in
 // the implementation's words (an exception, a wrong result), thrown on as
-// an ImplementationError so the runner reports it as it is.
+// an ImplementationError so the runner reports it as it is; -2 a Ctrl-C
+// that reached an in-process call.
 attncheck_status py_attention(const attncheck_attention* call, char* message, size_t size) {
   py::gil_scoped_acquire gil;
   struct Current {
@@ -143,6 +145,10 @@ attncheck_status py_attention(const attncheck_attention* call, char* message, si
     throw ImplementationError(std::string("attncheck's Python bridge failed: ") + e.what());
   } catch (const py::cast_error& e) {
     throw ImplementationError(std::string("attncheck's Python bridge failed: ") + e.what());
+  }
+  if (r.first == -2) {  // Ctrl-C during an in-process call: no verdict; verify stops
+    g_interrupted = true;
+    return ATTNCHECK_UNSUPPORTED;
   }
   if (r.first < 0) throw ImplementationError(r.second);
   if (size > 0) {
@@ -168,6 +174,13 @@ void flush_python_streams() {
 }
 
 void before_fork() {
+  // A pending Ctrl-C would raise inside the interpreter's own fork handlers
+  // (logging's lock, taken before and released after): take it now, and
+  // stop verify at the next property run.
+  if (PyErr_CheckSignals() != 0) {
+    PyErr_Clear();
+    g_interrupted = true;
+  }
   flush_python_streams();
   PyOS_BeforeFork();
 }
@@ -241,6 +254,10 @@ py::tuple verify(py::object bridge, const std::string& name, const std::string& 
   opt.source = source;
   opt.replay_command = replay_command;
   opt.progress = false;
+  // Ctrl-C: Python's handler only sets a flag; run it between property
+  // runs, and let its KeyboardInterrupt out once verify has stopped.
+  g_interrupted = false;
+  opt.interrupted = [] { return g_interrupted || PyErr_CheckSignals() != 0; };
   std::ostringstream out, err;
   std::vector<attncheck::VerifyRun> runs;
   g_bridge = &bridge;
@@ -256,6 +273,11 @@ py::tuple verify(py::object bridge, const std::string& name, const std::string& 
   }
   g_bridge = nullptr;
   attncheck::set_fork_hooks({});
+  if (PyErr_Occurred()) throw py::error_already_set();
+  if (g_interrupted) {
+    PyErr_SetNone(PyExc_KeyboardInterrupt);
+    throw py::error_already_set();
+  }
   py::list rl;
   for (const auto& r : runs) rl.append(run_dict(r));
   return py::make_tuple(status, out.str(), err.str(), rl);

@@ -68,6 +68,9 @@ def _flush():
             pass
 
 
+_in_child = False
+
+
 def after_fork_child():
     """First thing in the forked child of each call (before the runner
     points descriptors 1 and 2 at the call's captured output).
@@ -79,6 +82,8 @@ def after_fork_child():
     host's replacements (pytest's capture) would take the call's output
     away from the report.
     """
+    global _in_child
+    _in_child = True
     torch = sys.modules.get("torch")
     if torch is not None:
         torch.set_num_threads(1)
@@ -196,6 +201,11 @@ def make_bridge(fn, array):
             return 0, ""
         except Unsupported as e:
             return 1, str(e) or "declined (attncheck.Unsupported)"
+        except KeyboardInterrupt as e:
+            if not _in_child:  # Ctrl-C during an in-process call: stop verify
+                return -2, ""
+            traceback.print_exc()
+            return -1, _describe_exception(e)
         except BaseException as e:  # noqa: B902 -- SystemExit and KeyboardInterrupt are findings too
             traceback.print_exc()
             return -1, _describe_exception(e)
