@@ -8,11 +8,12 @@ import time
 import attncheck
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "examples", "python"))
-from einsum import attention as _correct  # noqa: E402
 
 
 def correct(q, k, v, *, heads, scale, axes):
+    """examples/python/einsum.py, returning out (torch imported only here)."""
     import torch
+    from einsum import attention as _correct
     out = torch.empty(q.shape[0], v.shape[1], *q.shape[2:], dtype=q.dtype)
     _correct(q, k, v, heads=heads, scale=scale, axes=axes, out=out)
     return out

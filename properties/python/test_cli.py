@@ -94,3 +94,12 @@ def test_import_error_of_the_file(tmp_path):
 def test_help():
     r = attncheck("verify", "--help")
     assert r.returncode == 0 and "--array A" in r.stdout and "--precision P" in r.stdout
+
+
+def test_without_torch_numpy_arrays_are_the_default():
+    code = ("import sys; sys.modules['torch'] = None\n"  # torch cannot be imported
+            "import attncheck, hostile\n"
+            "r = attncheck.verify(hostile.numpy_attention, cases=5, axes='temporal')\n"
+            "print(r.exit_status, r.runs[0].checked)\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=HERE, timeout=300)
+    assert r.returncode == 0 and r.stdout.split() == ["0", "5"], r.stdout + r.stderr

@@ -170,7 +170,7 @@ def choose_array(array):
     is imported (as it is by any module that uses it), NumPy arrays when it
     is not."""
     if array in (None, "auto"):
-        return "torch" if "torch" in sys.modules else "numpy"
+        return "torch" if sys.modules.get("torch") is not None else "numpy"
     if array not in ("torch", "numpy"):
         raise ValueError("array must be 'torch', 'numpy' or 'auto', not %r" % (array,))
     return array
