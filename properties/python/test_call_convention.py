@@ -220,3 +220,16 @@ def test_ctrl_c_stops_a_forked_verify(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         attncheck.verify(signals_the_parent, cases=5)
     assert time.monotonic() - start < 10
+
+
+def test_modules_and_lambdas():
+    """An nn.Module instance is a function like any other; what cannot be
+    named for `python3 -m attncheck` gets a replay that is a Python call."""
+    class Attention(torch.nn.Module):
+        def forward(self, q, k, v, *, heads, scale, axes):
+            return hostile.correct(q, k, v, heads=heads, scale=scale, axes=axes)
+
+    r = attncheck.verify(Attention(), **ONE)
+    assert r.exit_status == attncheck.PASSED and r.runs[0].impl == "attention", r.text
+    r = attncheck.verify(lambda q, k, v, **kw: 1 / 0, **ONE)
+    assert r.failures[0].replay.startswith("attncheck.verify(_lambda_, case='spatial f32 B=1")

@@ -330,8 +330,8 @@ def run(fn, args, *, source=None, replay=None, array=None, name=None):
             replay = "python3 -m attncheck verify %s" % shlex.quote(target)
             if array != "torch":
                 replay += " --array " + array
-        else:
-            replay = "attncheck.verify(%s, case=...)  #" % name
+        else:  # a lambda, a closure, a callable object: the call that replays it
+            replay = "attncheck.verify(%s, case={case})" % name
     bridge = make_bridge(fn, array)
     status, text, errors, runs = _core.verify(bridge, name, source, replay, [str(a) for a in args], array)
     return Report(status, text, errors, runs)
