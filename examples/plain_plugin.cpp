@@ -1,12 +1,14 @@
-// A small, correct third-party plugin written only from the spec
-// (shared/spec/plugin-abi.md): float32 attention with plain loops that
-// honours every stride and the byte offset. Build:
+// A small, correct third-party plugin written from the spec
+// (shared/spec/plugin-abi.md), with the installed <attncheck/geometry.h> for
+// the spec's numbering of groups and positions: float32 attention with plain
+// loops that honours every stride and the byte offset. Build:
 //   g++ -std=c++17 -O2 -shared -fPIC -I<prefix>/include plain_plugin.cpp -o plain_plugin.so
 // and check it:  attncheck verify ./plain_plugin.so
 //
 // Compile with -DATTNBLOCK3D_LEGACY to get the seed's bug instead: the
 // unfixed Open-Sora-Plan AttnBlock3D core, which reshapes (b, c, t, h, w) to
 // (b*t, c, h*w) without first permuting t next to b.
+#include <attncheck/geometry.h>
 #include <attncheck/plugin.h>
 
 #include <cmath>
@@ -41,8 +43,7 @@ Tensor wrap(const DLTensor* t) {
 // packed logical order, as the unfixed code does (spatial only).
 void index_of(const DLTensor* t, attncheck_axes axes, int64_t n, int64_t c, int64_t p, bool legacy,
               int64_t out[5]) {
-  const int64_t B = t->shape[0], C = t->shape[1], T = t->shape[2], H = t->shape[3], W = t->shape[4];
-  (void)B;
+  const int64_t C = t->shape[1], T = t->shape[2], H = t->shape[3], W = t->shape[4];
   if (legacy && axes == ATTNCHECK_SPATIAL) {
     int64_t f = (n * C + c) * H * W + p;  // flat logical index in (B, C, T, H, W)
     out[4] = f % W, f /= W;
@@ -52,12 +53,8 @@ void index_of(const DLTensor* t, attncheck_axes axes, int64_t n, int64_t c, int6
     out[0] = f;
     return;
   }
-  out[1] = c;
-  switch (axes) {
-    case ATTNCHECK_SPATIAL: out[0] = n / T, out[2] = n % T, out[3] = p / W, out[4] = p % W; break;
-    case ATTNCHECK_TEMPORAL: out[0] = n / (H * W), out[3] = (n / W) % H, out[4] = n % W, out[2] = p; break;
-    case ATTNCHECK_SPATIOTEMPORAL: out[0] = n, out[2] = p / (H * W), out[3] = (p / W) % H, out[4] = p % W; break;
-  }
+  const attncheck::Index5 at = attncheck::geometry_of(axes, t->shape).index(n, c, p);
+  for (int d = 0; d < 5; ++d) out[d] = at[d];
 }
 
 attncheck_status attention(const attncheck_attention* call, char* message, size_t size) {

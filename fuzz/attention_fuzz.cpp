@@ -19,6 +19,7 @@
 #include <attncheck/guarded.h>
 #include <attncheck/loader.h>
 #include <attncheck/properties.h>
+#include <attncheck/report.h>
 #include <attncheck/suite.h>
 
 #include "../src/impls/cpu/cpu_attention.h"

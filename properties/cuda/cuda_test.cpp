@@ -9,6 +9,7 @@
 #include "cuda_attention.h"
 
 #include <attncheck/properties.h>
+#include <attncheck/report.h>
 #include <attncheck/suite.h>
 #include <attncheck/validate.h>
 #include <attncheck/verify.h>

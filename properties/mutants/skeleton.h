@@ -4,6 +4,7 @@
 // plugins (properties/plugins/misbehaving.cpp).
 #pragma once
 
+#include <attncheck/geometry.h>
 #include <attncheck/plugin.h>
 
 #include <cmath>
@@ -95,12 +96,8 @@ inline void index_of(const DLTensor* t, attncheck_axes axes, int64_t n, int64_t 
     o[0] = f;
     return;
   }
-  o[1] = c;
-  switch (axes) {
-    case ATTNCHECK_SPATIAL: o[0] = n / T, o[2] = n % T, o[3] = p / W, o[4] = p % W; break;
-    case ATTNCHECK_TEMPORAL: o[0] = n / (H * W), o[3] = (n / W) % H, o[4] = n % W, o[2] = p; break;
-    default: o[0] = n, o[2] = p / (H * W), o[3] = (p / W) % H, o[4] = p % W; break;  // spatiotemporal
-  }
+  const attncheck::Index5 at = attncheck::geometry_of(axes, t->shape).index(n, c, p);
+  for (int d = 0; d < 5; ++d) o[d] = at[d];
 }
 
 // The spec's groups, query positions and key positions of a call.
@@ -108,15 +105,9 @@ struct Sizes {
   int64_t groups, Sq, Sk;
 };
 inline Sizes sizes_of(const attncheck_attention* call) {
-  const DLTensor *q = call->q, *k = call->k;
-  switch (call->axes) {
-    case ATTNCHECK_SPATIAL:
-      return {q->shape[0] * q->shape[2], q->shape[3] * q->shape[4], k->shape[3] * k->shape[4]};
-    case ATTNCHECK_TEMPORAL:
-      return {q->shape[0] * q->shape[3] * q->shape[4], q->shape[2], k->shape[2]};
-    default:
-      return {q->shape[0], q->shape[2] * q->shape[3] * q->shape[4], k->shape[2] * k->shape[3] * k->shape[4]};
-  }
+  const attncheck::Geometry q = attncheck::geometry_of(call->axes, call->q->shape),
+                            k = attncheck::geometry_of(call->axes, call->k->shape);
+  return {q.groups(call->q->shape[0]), q.positions(), k.positions()};
 }
 
 inline float round_bf16(float x) {

@@ -1,7 +1,9 @@
 // Element addressing for a validated call: where group n's position p lives
-// in each tensor, following the spec's numbering of groups and positions.
+// in each tensor, following the spec's numbering of groups and positions
+// (geometry.h).
 #pragma once
 
+#include <attncheck/geometry.h>
 #include <attncheck/validate.h>
 
 namespace attncheck {
@@ -20,32 +22,9 @@ struct OperandIndex {
   int64_t W() const { return which == kK || which == kV ? s->Wk : s->Wq; }
   const std::array<int64_t, 5>& st() const { return s->strides[which]; }
 
-  int64_t group(int64_t n) const {
-    switch (s->axes) {
-      case ATTNCHECK_SPATIAL:  // n = b*T + t
-        return (n / T()) * st()[0] + (n % T()) * st()[2];
-      case ATTNCHECK_TEMPORAL: {  // n = (b*H + h)*W + w
-        const int64_t w = n % W(), h = (n / W()) % H(), b = n / (W() * H());
-        return b * st()[0] + h * st()[3] + w * st()[4];
-      }
-      case ATTNCHECK_SPATIOTEMPORAL:
-        return n * st()[0];
-    }
-    return 0;
-  }
-  int64_t position(int64_t p) const {
-    switch (s->axes) {
-      case ATTNCHECK_SPATIAL:  // p = h*W + w
-        return (p / W()) * st()[3] + (p % W()) * st()[4];
-      case ATTNCHECK_TEMPORAL:
-        return p * st()[2];
-      case ATTNCHECK_SPATIOTEMPORAL: {  // p = (t*H + h)*W + w
-        const int64_t w = p % W(), h = (p / W()) % H(), t = p / (W() * H());
-        return t * st()[2] + h * st()[3] + w * st()[4];
-      }
-    }
-    return 0;
-  }
+  Geometry geometry() const { return Geometry{s->axes, T(), H(), W()}; }
+  int64_t group(int64_t n) const { return geometry().group_offset(n, st().data()); }
+  int64_t position(int64_t p) const { return geometry().position_offset(p, st().data()); }
   int64_t channel(int64_t c) const { return c * st()[1]; }
 };
 

@@ -5,6 +5,7 @@
 // (generators.h) and the fuzzers' byte decoder (decode.h) both produce it.
 #pragma once
 
+#include <attncheck/geometry.h>
 #include <attncheck/layout.h>
 #include <attncheck/reference/attention.h>
 
@@ -84,6 +85,8 @@ struct Case {
   std::array<ValueRecipe, 3> values{};   // q, k, v
 
   std::vector<int64_t> shape(int role) const;
+  // Tensor `role`'s groups and positions (q and out: Tq, Hq, Wq; k and v: Tk, Hk, Wk).
+  Geometry geometry(int role) const;
   int64_t D() const { return C / heads; }
   int64_t Dv() const { return Cv / heads; }
   int64_t groups() const;

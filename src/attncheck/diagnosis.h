@@ -3,6 +3,9 @@
 
 #include <attncheck/error_model.h>
 #include <attncheck/guarded.h>
+#include <attncheck/runner.h>
+
+#include <array>
 
 #include <string>
 
@@ -28,5 +31,23 @@ std::string diagnose(const GuardedCase& g, const ref::Tensor& got, const Expecta
 // kInputPoison around the views.
 std::string diagnose(GuardedCase& g, const ref::Tensor& got, const ref::Tensor& got_finite, const Expectation& e,
                      Precision p = Precision::fused);
+
+// Where out has NaN and the spec a value: whether the NaN is poison read
+// from outside the views (it goes away when the bytes around the views hold
+// a finite pattern instead) or the arithmetic's own (inf - inf, 0/0). Only
+// where there is such a NaN is the call rerun (with opt); the poison is put
+// back after.
+struct NanSource {
+  enum Kind { none, poison, arithmetic, unknown } kind = none;
+  std::array<int64_t, 5> at{};  // the first such element
+  std::string rerun;            // unknown: what the rerun gave instead of an output
+  ref::Tensor finite_out{std::vector<int64_t>{0}};  // poison, arithmetic: the rerun's out
+};
+NanSource nan_source(const attncheck_impl& impl, GuardedCase& g, const ref::Tensor& got, const ref::Tensor& want,
+                     const RunOptions& opt);
+
+// What made the NaN of a semantics failure that no named wrong semantics
+// explains ("" when there is none).
+std::string nan_diagnosis(const NanSource& s, const GuardedCase& g, Precision precision);
 
 }  // namespace attncheck

@@ -118,6 +118,10 @@ class GuardedCase {
 std::unique_ptr<Mapping> make_mapping(size_t span, int64_t before, size_t elem, bool flush_high, bool misalign,
                                       unsigned char fill, std::byte** data);
 
+// SplitMix64's finalizer: the hash of value synthesis and of the memory
+// checksums.
+uint64_t splitmix64(uint64_t x);
+
 // The value a recipe gives the element at a logical index (a function of the
 // recipe and the index only, never of the layout).
 double draw_value(const ValueRecipe& r, uint64_t salt, const std::array<int64_t, 5>& idx, int64_t position,

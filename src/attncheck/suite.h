@@ -102,11 +102,5 @@ PropertyOutcome run_property(const attncheck_impl& impl, Property p, Axes axes, 
 // One case, one property: the replay path.
 PropertyOutcome run_case(const attncheck_impl& impl, Property p, const Case& c, const SuiteOptions& opt);
 
-// The report of a failure: what failed, the first differing element, the
-// diagnosis, the minimal case with every layout in CuTe notation, and the
-// replay line (made by the caller: it knows how the user runs things).
-void print_failure(std::ostream& out, const PropertyOutcome& r, const std::string& replay);
-
-std::string shell_quote(const std::string& s);
 
 }  // namespace attncheck

@@ -5,6 +5,7 @@
 
 #include <attncheck/case.h>
 #include <attncheck/properties.h>
+#include <attncheck/report.h>
 #include <attncheck/suite.h>
 
 #include <functional>
@@ -48,26 +49,10 @@ struct VerifyOptions {
   std::function<bool()> interrupted;
 };
 
-// One property run of a verify, as the report shows it.
-struct VerifyRun {
-  std::string impl;
-  PropertyOutcome outcome;
-  std::string replay;  // the replay line of its failure, or ""
-};
 
-// The exit statuses (the spec's command-line contract).
-enum ExitStatus {
-  kExitPassed = 0,       // every requested run checked at least one case and held
-  kExitFailed = 1,       // a property failed (wins over everything else)
-  kExitError = 2,        // could not run: usage, a library that does not load, a checker error
-  kExitNotVerified = 3,  // nothing failed, but some requested run checked no case
-};
 
 // Runs verify; returns the exit status. The runs, when asked for, go to *runs.
 int run_verify(const VerifyOptions& opt, std::ostream& out, std::ostream& err,
                std::vector<VerifyRun>* runs = nullptr);
-
-// The word of an exit status: PASSED, FAILED, ERROR, NOT VERIFIED.
-const char* exit_word(int status);
 
 }  // namespace attncheck

@@ -85,20 +85,13 @@ std::vector<int64_t> Case::shape(int role) const {
   }
 }
 
-int64_t Case::groups() const {
-  switch (axes) {
-    case Axes::spatial: return B * Tq;
-    case Axes::temporal: return B * Hq * Wq;
-    case Axes::spatiotemporal: return B;
-  }
-  return B;
+Geometry Case::geometry(int role) const {
+  const bool key = role == kRoleK || role == kRoleV;
+  return Geometry{static_cast<attncheck_axes>(axes), key ? Tk : Tq, key ? Hk : Hq, key ? Wk : Wq};
 }
-int64_t Case::Sq() const {
-  return axes == Axes::spatial ? Hq * Wq : axes == Axes::temporal ? Tq : Tq * Hq * Wq;
-}
-int64_t Case::Sk() const {
-  return axes == Axes::spatial ? Hk * Wk : axes == Axes::temporal ? Tk : Tk * Hk * Wk;
-}
+int64_t Case::groups() const { return geometry(kRoleQ).groups(B); }
+int64_t Case::Sq() const { return geometry(kRoleQ).positions(); }
+int64_t Case::Sk() const { return geometry(kRoleK).positions(); }
 double Case::flops() const {
   return 4.0 * groups() * heads * Sq() * Sk() * std::max(D(), Dv());
 }

@@ -1,4 +1,5 @@
 #include <attncheck/diagnosis.h>
+#include <attncheck/runner.h>
 #include <attncheck/reference/einsum.h>
 
 #include <cmath>
@@ -326,6 +327,63 @@ std::string diagnose(GuardedCase& g, const ref::Tensor& got, const ref::Tensor& 
   Run finite{&got_finite, evaluate(cands)};
   g.refill_around_inputs(kInputPoison);
   return name_matches(cands, {std::move(poisoned), std::move(finite)}, e);
+}
+
+NanSource nan_source(const attncheck_impl& impl, GuardedCase& g, const ref::Tensor& got, const ref::Tensor& want,
+                     const RunOptions& opt) {
+  NanSource s;
+  int64_t first = -1;
+  for (int64_t i = 0; i < got.numel() && first < 0; ++i)
+    if (std::isnan(got[i]) && !std::isnan(want[i])) first = i;
+  if (first < 0) return s;
+  for (int d = 4; d >= 0; --d) s.at[d] = first % want.shape[d], first /= want.shape[d];
+  g.refill_around_inputs(kFinitePoison);
+  g.reset_out();
+  const RunResult run = run_call(impl, g, opt);
+  g.refill_around_inputs(kInputPoison);
+  if (!run.ok()) {
+    s.kind = NanSource::unknown;
+    s.rerun = !run.error.empty()     ? run.error
+              : run.finding.empty() ? "status " + std::to_string(run.status) + ": " + run.message
+                                    : run.finding;
+    return s;
+  }
+  s.finite_out = read_out(g.view(kRoleOut));
+  s.kind = NanSource::arithmetic;
+  for (int64_t i = 0; i < got.numel(); ++i)
+    if (std::isnan(got[i]) && !std::isnan(want[i]) && !std::isnan(s.finite_out[i])) s.kind = NanSource::poison;
+  return s;
+}
+
+std::string nan_diagnosis(const NanSource& s, const GuardedCase& g, Precision precision) {
+  const std::string where = "out" + index_text(s.at) + " is NaN where the reference has a value";
+  switch (s.kind) {
+    case NanSource::none: return "";
+    case NanSource::poison:
+      return where + ", and finite when the memory around the views holds finite values instead of NaN: the "
+                     "implementation read memory outside the views";
+    case NanSource::unknown: return where + "; rerun with finite memory around the views: " + s.rerun;
+    case NanSource::arithmetic: break;
+  }
+  std::string text = where + ", also with finite memory around the views: the arithmetic made it";
+  // Logits past exp's overflow: the classic cause.
+  const ref::AttentionTrace t = ref::trace_attention(reference_args(g));
+  long double top = 0;
+  for (int64_t i = 0; i < t.logits.numel(); ++i) top = std::max(top, std::fabs(t.logits[i]));
+  const double overflow = g.spec().dtype == DType::f64 ? 709.78 : 88.72;  // log of the accumulator's max
+  const std::string range = contract_overflow(reference_args(g), g.spec().dtype, precision);
+  if (!range.empty()) return text + " (" + range + ")";
+  if (top > overflow) {
+    char b[200];
+    std::snprintf(b, sizeof b,
+                  " (logits reach %.4g, past exp's overflow at %.2f: without the maximum subtracted exp gives "
+                  "inf, and inf/inf is NaN)",
+                  static_cast<double>(top), overflow);
+    text += b;
+  } else {
+    text += " (inf - inf or 0/0)";
+  }
+  return text;
 }
 
 }  // namespace attncheck

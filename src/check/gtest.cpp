@@ -1,4 +1,5 @@
 #include <attncheck/gtest.h>
+#include <attncheck/report.h>
 #include <attncheck/verify_args.h>
 
 #include <gtest/gtest.h>
@@ -67,11 +68,8 @@ class PropertyTest : public ::testing::Test {
         continue;
       }
       std::ostringstream report;
-      const std::string replay = "ATTNCHECK_CASE=" + shell_quote(o.failure->c.to_text()) +
-                                 (opt.strict ? " ATTNCHECK_STRICT=1" : "") +
-                                 (opt.precision != Precision::fused ? std::string(" ATTNCHECK_PRECISION=") + name_of(opt.precision) : std::string()) +
-                                 " " + shell_quote(self_path()) +
-                                 " --gtest_filter=" + filter_;
+      const std::string replay = gtest_replay(self_path(), filter_, o.failure->c,
+                                              ReplayOptions{opt.strict, opt.no_declines, opt.fork, opt.precision});
       print_failure(report, o, replay);
       ADD_FAILURE() << impl_.name << " breaks " << name_of(p_) << "\n" << report.str();
     }

@@ -1,3 +1,5 @@
+// Guarded memory: a case's tensors placed, poisoned and checked (guarded.h);
+// the mappings are mapping.cpp's, the values values.cpp's.
 #include <attncheck/dlview.h>
 #include <attncheck/guarded.h>
 
@@ -10,137 +12,6 @@
 #include <stdexcept>
 
 namespace attncheck {
-
-namespace {
-
-size_t page_size() {
-  static const size_t p = static_cast<size_t>(sysconf(_SC_PAGESIZE));
-  return p;
-}
-size_t round_up(size_t n, size_t to) { return (n + to - 1) / to * to; }
-
-uint64_t splitmix64(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ull;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
-}
-
-// Position of a logical index within its group, as the spec numbers them.
-int64_t position_of(Axes axes, const std::array<int64_t, 5>& i, const std::vector<int64_t>& shape) {
-  switch (axes) {
-    case Axes::spatial: return i[3] * shape[4] + i[4];
-    case Axes::temporal: return i[2];
-    case Axes::spatiotemporal: return (i[2] * shape[3] + i[3]) * shape[4] + i[4];
-  }
-  return 0;
-}
-
-// Mappings are reused: mmap, the first touch of every page and munmap cost
-// more than a small case's whole check (the fuzz target runs dozens of
-// cases' tensors per input). A released mapping waits here, at most
-// kPoolMappings of them and kPoolBytes in all; a new one takes the smallest
-// that is large enough, and gets its guard pages and poison afresh.
-constexpr size_t kPoolMappings = 16;
-constexpr size_t kPoolBytes = size_t{64} << 20;
-
-struct MappingPool {
-  std::mutex mu;
-  std::vector<std::pair<std::byte*, size_t>> free;  // base, total
-  size_t bytes = 0;
-};
-
-MappingPool& pool() {
-  static auto* p = new MappingPool;  // never destroyed: mappings may outlive static destructors
-  return *p;
-}
-
-// A pooled mapping of at least `total` bytes, or {nullptr, 0}.
-std::pair<std::byte*, size_t> take_pooled(size_t total) {
-  MappingPool& p = pool();
-  std::lock_guard lock(p.mu);
-  auto best = p.free.end();
-  for (auto it = p.free.begin(); it != p.free.end(); ++it)
-    if (it->second >= total && (best == p.free.end() || it->second < best->second)) best = it;
-  if (best == p.free.end()) return {nullptr, 0};
-  const auto m = *best;
-  p.free.erase(best);
-  p.bytes -= m.second;
-  return m;
-}
-
-void release_mapping(std::byte* base, size_t total) {
-  MappingPool& p = pool();
-  {
-    std::lock_guard lock(p.mu);
-    if (p.free.size() < kPoolMappings && p.bytes + total <= kPoolBytes) {
-      p.free.emplace_back(base, total);
-      p.bytes += total;
-      return;
-    }
-  }
-  munmap(base, total);
-}
-
-}  // namespace
-
-std::unique_ptr<Mapping> make_mapping(size_t span, int64_t before, size_t elem, bool flush_high, bool misalign,
-                                      unsigned char fill, std::byte** data) {
-  const size_t page = page_size();
-  auto m = std::make_unique<Mapping>();
-  m->region_size = round_up(span + (misalign ? elem : 0) + 64, page);
-  const size_t guard_low = round_up(static_cast<size_t>(before) * elem + page, page);
-  const size_t guard_high = page;
-  m->total = guard_low + m->region_size + guard_high;
-  const auto [pooled, pooled_total] = take_pooled(m->total);
-  if (pooled) {
-    // Everything past the region is guard (a larger mapping has a longer
-    // upper guard); the region is writable again.
-    m->base = pooled;
-    m->total = pooled_total;
-    m->region = m->base + guard_low;
-    mprotect(m->region, m->region_size, PROT_READ | PROT_WRITE);
-  } else {
-    void* p = mmap(nullptr, m->total, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED) throw std::runtime_error("guarded memory: mmap of " + std::to_string(m->total) + " bytes failed");
-    m->base = static_cast<std::byte*>(p);
-    m->region = m->base + guard_low;
-  }
-  mprotect(m->base, guard_low, PROT_NONE);
-  mprotect(m->region + m->region_size, m->total - guard_low - m->region_size, PROT_NONE);
-  std::memset(m->region, fill, m->region_size);
-  // First element flush against the lower guard (plus the element size when
-  // misaligned), or the last element's end flush against the upper one.
-  std::byte* first = flush_high ? m->region + m->region_size - span : m->region + (misalign ? elem : 0);
-  *data = first - before * static_cast<int64_t>(elem);
-  return m;
-}
-
-Mapping::~Mapping() {
-  if (base) release_mapping(base, total);
-}
-
-// The value of one logical element: a function of the recipe and the index
-// only, never of the layout, so the same case in two layouts holds the same
-// values.
-double draw_value(const ValueRecipe& r, uint64_t salt, const std::array<int64_t, 5>& idx,
-                  int64_t position, int64_t positions) {
-  uint64_t h = splitmix64(r.seed ^ (salt << 40));
-  for (int64_t x : idx) h = splitmix64(h ^ static_cast<uint64_t>(x));
-  const double u1 = ((h >> 11) + 1) * 0x1p-53, u2 = (splitmix64(h) >> 11) * 0x1p-53;
-  const double normal = std::sqrt(-2 * std::log(u1)) * std::cos(2 * M_PI * u2);
-  switch (r.kind) {
-    case ValueKind::normal: return normal;
-    case ValueKind::large: return 24 * normal;
-    case ValueKind::ties: return static_cast<double>(h % 3) - 1;
-    case ValueKind::dominant:
-      return position == static_cast<int64_t>(r.seed % static_cast<uint64_t>(positions)) ? 16 * normal
-                                                                                          : normal;
-    case ValueKind::scaled: return std::ldexp(normal, static_cast<int>(r.seed % 29) - 20);
-    case ValueKind::offset: return (r.seed % 2 ? -128 : 128) + 96 * normal;
-  }
-  return normal;
-}
 
 GuardedCase::GuardedCase(const Case& c, const IndexTransform& transform, size_t max_bytes)
     : case_(c) {
@@ -204,10 +75,8 @@ GuardedCase::GuardedCase(const Case& c, const IndexTransform& transform, size_t 
   for (int r = 0; r < 3; ++r) {
     auto& t = t_[r];
     const ValueRecipe& recipe = case_.values[r];
-    const int64_t positions = t.shape[2] * t.shape[3] * t.shape[4] /
-                              (case_.axes == Axes::spatial ? t.shape[2]
-                               : case_.axes == Axes::temporal ? t.shape[3] * t.shape[4]
-                                                              : 1);
+    const Geometry geometry = case_.geometry(r);
+    const int64_t positions = geometry.positions();
     const int broadcast = case_.layout[r].broadcast;
     const uint64_t salt = kv && r == kRoleV ? kRoleK : (case_.share == Share::qk_same ? kRoleQ : r);
     ref::for_each_index(t.shape, [&](std::span<const int64_t> s) {
@@ -217,7 +86,7 @@ GuardedCase::GuardedCase(const Case& c, const IndexTransform& transform, size_t 
       if (kv && r == kRoleV) idx[1] += case_.C - case_.kv_overlap;  // buffer channel
       ValueRecipe rr = recipe;
       if (transform && !transform(r, idx)) rr.seed = ~rr.seed;
-      const double x = draw_value(rr, salt, idx, position_of(case_.axes, idx, t.shape), positions);
+      const double x = draw_value(rr, salt, idx, geometry.position(idx), positions);
       ref::write(case_.dtype, t.data + t.layout.index(s) * static_cast<int64_t>(elem_), x);
     });
   }

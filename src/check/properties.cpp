@@ -67,43 +67,6 @@ uint64_t mix(uint64_t x) {
   return x;
 }
 
-// Group and position of a logical index of a tensor of the given (T, H, W).
-struct Coords {
-  Axes axes;
-  int64_t T, H, W;
-  int64_t group(const std::array<int64_t, 5>& i) const {
-    switch (axes) {
-      case Axes::spatial: return i[0] * T + i[2];
-      case Axes::temporal: return (i[0] * H + i[3]) * W + i[4];
-      case Axes::spatiotemporal: return i[0];
-    }
-    return 0;
-  }
-  int64_t positions() const {
-    return axes == Axes::spatial ? H * W : axes == Axes::temporal ? T : T * H * W;
-  }
-  int64_t pos(const std::array<int64_t, 5>& i) const {
-    switch (axes) {
-      case Axes::spatial: return i[3] * W + i[4];
-      case Axes::temporal: return i[2];
-      case Axes::spatiotemporal: return (i[2] * H + i[3]) * W + i[4];
-    }
-    return 0;
-  }
-  void set_pos(std::array<int64_t, 5>& i, int64_t p) const {
-    switch (axes) {
-      case Axes::spatial: i[3] = p / W, i[4] = p % W; return;
-      case Axes::temporal: i[2] = p; return;
-      case Axes::spatiotemporal: i[2] = p / (H * W), i[3] = (p / W) % H, i[4] = p % W; return;
-    }
-  }
-};
-
-Coords coords(const Case& c, int role) {
-  const bool key = role == kRoleK || role == kRoleV;
-  return {c.axes, key ? c.Tk : c.Tq, key ? c.Hk : c.Hq, key ? c.Wk : c.Wq};
-}
-
 // A permutation of n elements from a seed (Fisher-Yates over splitmix).
 std::vector<int64_t> permutation(int64_t n, uint64_t seed) {
   std::vector<int64_t> p(n);
@@ -181,75 +144,6 @@ std::array<int64_t, 5> out_index(int64_t flat, const std::vector<int64_t>& shape
   return at;
 }
 
-// Where out has NaN and the spec a value: whether the NaN is poison read
-// from outside the views (it goes away when the bytes around the views hold
-// a finite pattern instead) or the arithmetic's own (inf - inf, 0/0). Only
-// where there is such a NaN is the call rerun; the poison is put back after.
-struct NanSource {
-  enum Kind { none, poison, arithmetic, unknown } kind = none;
-  std::array<int64_t, 5> at{};  // the first such element
-  std::string rerun;           // unknown: what the rerun gave instead of an output
-  ref::Tensor finite_out{std::vector<int64_t>{0}};  // poison, arithmetic: the rerun's out
-};
-
-NanSource nan_source(const attncheck_impl& impl, GuardedCase& g, const ref::Tensor& got, const ref::Tensor& want,
-                     const CheckOptions& opt) {
-  NanSource s;
-  int64_t first = -1;
-  for (int64_t i = 0; i < got.numel() && first < 0; ++i)
-    if (std::isnan(got[i]) && !std::isnan(want[i])) first = i;
-  if (first < 0) return s;
-  s.at = out_index(first, want.shape);
-  g.refill_around_inputs(kFinitePoison);
-  g.reset_out();
-  const Outcome o = run_once(impl, g, opt);
-  g.refill_around_inputs(kInputPoison);
-  if (!o.run.finding.empty() || o.run.status != ATTNCHECK_OK) {
-    s.kind = NanSource::unknown;
-    s.rerun = o.run.finding.empty() ? "status " + std::to_string(o.run.status) + ": " + o.run.message
-                                    : o.run.finding;
-    return s;
-  }
-  s.kind = NanSource::arithmetic;
-  for (int64_t i = 0; i < got.numel(); ++i)
-    if (std::isnan(got[i]) && !std::isnan(want[i]) && !std::isnan(o.out[i])) s.kind = NanSource::poison;
-  s.finite_out = o.out;
-  return s;
-}
-
-// What made the NaN of a semantics failure that no named wrong semantics
-// explains.
-std::string nan_diagnosis(const NanSource& s, const GuardedCase& g, Precision precision) {
-  const std::string where = "out" + index_text(s.at) + " is NaN where the reference has a value";
-  switch (s.kind) {
-    case NanSource::none: return "";
-    case NanSource::poison:
-      return where + ", and finite when the memory around the views holds finite values instead of NaN: the "
-                     "implementation read memory outside the views";
-    case NanSource::unknown: return where + "; rerun with finite memory around the views: " + s.rerun;
-    case NanSource::arithmetic: break;
-  }
-  std::string text = where + ", also with finite memory around the views: the arithmetic made it";
-  // Logits past exp's overflow: the classic cause.
-  const ref::AttentionTrace t = ref::trace_attention(reference_args(g));
-  long double top = 0;
-  for (int64_t i = 0; i < t.logits.numel(); ++i) top = std::max(top, std::fabs(t.logits[i]));
-  const double overflow = g.spec().dtype == DType::f64 ? 709.78 : 88.72;  // log of the accumulator's max
-  const std::string range = contract_overflow(reference_args(g), g.spec().dtype, precision);
-  if (!range.empty()) return text + " (" + range + ")";
-  if (top > overflow) {
-    char b[200];
-    std::snprintf(b, sizeof b,
-                  " (logits reach %.4g, past exp's overflow at %.2f: without the maximum subtracted exp gives "
-                  "inf, and inf/inf is NaN)",
-                  static_cast<double>(top), overflow);
-    text += b;
-  } else {
-    text += " (inf - inf or 0/0)";
-  }
-  return text;
-}
-
 // The largest error of the contract's literal evaluation (error_model.h).
 double literal_error(const ref::AttentionTrace& tr, const GuardedCase& g, const Expectation& e, Precision p) {
   const ref::Tensor lit = literal(tr, reference_args(g), g.spec().dtype, p);
@@ -293,7 +187,7 @@ Verdict semantics(const attncheck_impl& impl, const Case& c, const CheckOptions&
     // Where out has NaN, misreadings that all read poison all give NaN and
     // look alike: a candidate must also give the output of the rerun with
     // finite memory around the views, where each gives its own values.
-    const NanSource nan = nan_source(impl, g, o.out, e.want, opt);
+    const NanSource nan = nan_source(impl, g, o.out, e.want, opt.run);
     const bool rerun = nan.kind == NanSource::poison || nan.kind == NanSource::arithmetic;
     v.diagnosis = rerun ? diagnose(g, o.out, nan.finite_out, e, opt.precision) : diagnose(g, o.out, e, opt.precision);
     if (v.diagnosis.empty()) v.diagnosis = nan_diagnosis(nan, g, opt.precision);
@@ -312,7 +206,7 @@ Verdict memory(const attncheck_impl& impl, const Case& c, const CheckOptions& op
   // a read outside the views if it goes away with finite bytes around them
   // (else the arithmetic made it: semantics' and robustness' business).
   const ref::Tensor want = ref::attention(reference_args(g));
-  const NanSource nan = nan_source(impl, g, o.out, want, opt);
+  const NanSource nan = nan_source(impl, g, o.out, want, opt.run);
   if (nan.kind == NanSource::poison || nan.kind == NanSource::unknown) {
     v.kind = Verdict::fail;
     v.summary = "NaN in out" + index_text(nan.at) + ": poisoned memory outside the views was read";
@@ -401,9 +295,10 @@ Verdict layout_invariance(const attncheck_impl& impl, const Case& c, const Check
   // stay (they are part of the values), sharing stays.
   Case alt = c;
   bool any_noncompact = false;
-  for (const auto& r : c.layout) any_noncompact |= !(r.order == 0 && r.inner == 1 && r.offset == 0 &&
-                                                      r.pad == std::array<int64_t, 5>{} && !r.misalign &&
-                                                      r.size1_stride == 0);
+  for (LayoutRecipe r : c.layout) {
+    r.broadcast = 0;  // a broadcast mask is part of the values, not of the layout
+    any_noncompact |= !r.is_compact();
+  }
   for (auto& r : alt.layout) {
     const int bc = r.broadcast;
     r = LayoutRecipe{};
@@ -457,7 +352,7 @@ Verdict check_property(Property p, const attncheck_impl& impl, const Case& c, co
     case Property::layout_invariance:
       return layout_invariance(impl, c, opt);
     case Property::group_independence: {
-      const Coords qc = coords(c, kRoleQ);
+      const Geometry qc = c.geometry(kRoleQ);
       const int64_t n0 = static_cast<int64_t>(h % static_cast<uint64_t>(c.groups()));
       return compare_transformed(
           impl, c, opt,
@@ -475,29 +370,29 @@ Verdict check_property(Property p, const attncheck_impl& impl, const Case& c, co
           "changing the queries of head " + std::to_string(g0) + " changed the output of another head");
     }
     case Property::query_permutation: {
-      const Coords qc = coords(c, kRoleQ);
+      const Geometry qc = c.geometry(kRoleQ);
       const auto pi = permutation(qc.positions(), h);
       // The changed case's query at position p holds the original's query pi[p].
       return compare_transformed(
           impl, c, opt,
           [&](int role, std::array<int64_t, 5>& i) {
-            if (role == kRoleQ) qc.set_pos(i, pi[qc.pos(i)]);
+            if (role == kRoleQ) qc.set_position(i, pi[qc.position(i)]);
             return true;
           },
           false,
           [&](std::array<int64_t, 5>& o) {
-            qc.set_pos(o, pi[qc.pos(o)]);
+            qc.set_position(o, pi[qc.position(o)]);
             return true;
           },
           "permuting the query positions did not permute the output the same way");
     }
     case Property::key_permutation: {
-      const Coords kc = coords(c, kRoleK);
+      const Geometry kc = c.geometry(kRoleK);
       const auto pi = permutation(kc.positions(), h);
       return compare_transformed(
           impl, c, opt,
           [&](int role, std::array<int64_t, 5>& i) {
-            if (role == kRoleK || role == kRoleV) kc.set_pos(i, pi[kc.pos(i)]);
+            if (role == kRoleK || role == kRoleV) kc.set_position(i, pi[kc.position(i)]);
             return true;
           },
           false, [](std::array<int64_t, 5>&) { return true; },

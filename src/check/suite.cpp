@@ -98,12 +98,6 @@ RapidCheckParams rapidcheck_params_from_env() {
   return r;
 }
 
-std::string shell_quote(const std::string& s) {
-  std::string q = "'";
-  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return q + "'";
-}
-
 std::string PropertyOutcome::not_verified() const {
   if (failure || !error.empty() || checked > 0) return "";
   if (!skipped.empty()) return skipped;
@@ -258,29 +252,6 @@ PropertyOutcome run_case(const attncheck_impl& impl, Property p, const Case& c, 
   }
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return r;
-}
-
-void print_failure(std::ostream& out, const PropertyOutcome& r, const std::string& replay) {
-  const Failure& f = *r.failure;
-  const Case& c = f.c;
-  out << "  FAILED " << name_of(r.property) << " (" << ref::name_of(r.axes) << ", " << ref::name_of(r.dtype)
-      << (r.dtype == DType::f16 || r.dtype == DType::bf16 ? std::string(", precision contract ") + name_of(r.contract)
-                                                          : std::string())
-      << ") after " << r.cases_before_failure + 1 << " case(s)\n";
-  out << "    " << f.v.summary << "\n";
-  for (const auto& d : f.v.details) out << "    " << d << "\n";
-  if (f.v.wrong_values || !f.v.diagnosis.empty())
-    out << "    diagnosis: " << (f.v.diagnosis.empty() ? "no known wrong semantics matches" : f.v.diagnosis)
-        << "\n";
-  out << "    " << (f.not_minimal.empty() ? "minimal case" : "case (" + f.not_minimal + ")") << ": "
-      << ref::name_of(c.axes) << " " << ref::name_of(c.dtype) << ", B=" << c.B
-      << " C=" << c.C << " Cv=" << c.Cv << " heads=" << c.heads << " scale=" << c.scale << ", groups "
-      << c.groups() << ", Sq " << c.Sq() << ", Sk " << c.Sk() << ", share " << name_of(c.share) << "\n";
-  for (int t = 0; t < 4; ++t)
-    out << "      " << role_name(t) << (t == 3 ? " " : "   ") << make_layout(c.layout[t], c.shape(t)).str()
-        << (c.misaligned(t) ? " misaligned" : "")
-        << (t < 3 ? std::string(" values ") + name_of(c.values[t].kind) : std::string()) << "\n";
-  out << "    replay: " << replay << "\n";
 }
 
 }  // namespace attncheck

@@ -5,6 +5,8 @@
 // that sixteen lanes take side by side.
 #include "kernel.h"
 
+#include <attncheck/geometry.h>
+
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -34,20 +36,12 @@ template <> __device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(f
 }
 
 // Where group n starts and where position p lies, in elements, as the
-// spec numbers them (src/attncheck/call_index.h is the host twin).
+// spec numbers them (src/attncheck/geometry.h, shared with the host).
 __device__ int64_t group_offset(int axes, const Operand& o, int64_t n) {
-  if (axes == 0) return (n / o.T) * o.s[0] + (n % o.T) * o.s[2];  // n = b*T + t
-  if (axes == 1) {                                                // n = (b*H + h)*W + w
-    const int64_t w = n % o.W, h = (n / o.W) % o.H, b = n / (o.W * o.H);
-    return b * o.s[0] + h * o.s[3] + w * o.s[4];
-  }
-  return n * o.s[0];
+  return attncheck::Geometry{static_cast<attncheck_axes>(axes), o.T, o.H, o.W}.group_offset(n, o.s);
 }
 __device__ int64_t position_offset(int axes, const Operand& o, int64_t p) {
-  if (axes == 0) return (p / o.W) * o.s[3] + (p % o.W) * o.s[4];  // p = h*W + w
-  if (axes == 1) return p * o.s[2];
-  const int64_t w = p % o.W, h = (p / o.W) % o.H, t = p / (o.W * o.H);  // p = (t*H + h)*W + w
-  return t * o.s[2] + h * o.s[3] + w * o.s[4];
+  return attncheck::Geometry{static_cast<attncheck_axes>(axes), o.T, o.H, o.W}.position_offset(p, o.s);
 }
 
 // Gathers an R x C tile: element (r, c) = src[roff[r] + c*cs] for r < nr and
