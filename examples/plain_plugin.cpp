@@ -43,17 +43,9 @@ Tensor wrap(const DLTensor* t) {
 // packed logical order, as the unfixed code does (spatial only).
 void index_of(const DLTensor* t, attncheck_axes axes, int64_t n, int64_t c, int64_t p, bool legacy,
               int64_t out[5]) {
-  const int64_t C = t->shape[1], T = t->shape[2], H = t->shape[3], W = t->shape[4];
-  if (legacy && axes == ATTNCHECK_SPATIAL) {
-    int64_t f = (n * C + c) * H * W + p;  // flat logical index in (B, C, T, H, W)
-    out[4] = f % W, f /= W;
-    out[3] = f % H, f /= H;
-    out[2] = f % T, f /= T;
-    out[1] = f % C, f /= C;
-    out[0] = f;
-    return;
-  }
-  const attncheck::Index5 at = attncheck::geometry_of(axes, t->shape).index(n, c, p);
+  const attncheck::Index5 at = legacy && axes == ATTNCHECK_SPATIAL
+                                   ? attncheck::legacy_spatial_index(t->shape, n, c, p)
+                                   : attncheck::geometry_of(axes, t->shape).index(n, c, p);
   for (int d = 0; d < 5; ++d) out[d] = at[d];
 }
 

@@ -83,6 +83,23 @@ RC_GTEST_PROP(Geometry, GroupsAndPositionsAreTheReferencesPermuteThenReshape, ()
   });
 }
 
+// The unfixed AttnBlock3D's numbering (the bug planted on purpose) is the
+// reference's named legacy semantics.
+RC_GTEST_PROP(Geometry, LegacySpatialIndexIsTheReferencesReshapeWithoutPermute, ()) {
+  const int64_t B = *rc::gen::inRange(1, 4), heads = *rc::gen::inRange(1, 3), D = *rc::gen::inRange(1, 3);
+  const int64_t T = *rc::gen::inRange(1, 5), H = *rc::gen::inRange(1, 4), W = *rc::gen::inRange(1, 4);
+  const std::vector<int64_t> qs{B, heads * D, T, H, W};
+  const ref::Tensor q = numbered(qs);
+  const ref::AttentionArgs args{Axes::spatial, q.view(), q.view(), q.view(), heads, 1};
+  const ref::AttentionTrace tr = ref::trace_attention(args, ref::Wrong::reshape_without_permute);
+  for (int64_t n = 0; n < B * T; ++n)
+    for (int64_t g = 0; g < heads; ++g)
+      for (int64_t d = 0; d < D; ++d)
+        for (int64_t p = 0; p < H * W; ++p)
+          RC_ASSERT(tr.q.at(std::vector<int64_t>{n, g, d, p}) ==
+                    static_cast<real>(flat(legacy_spatial_index(qs.data(), n, g * D + d, p), qs)));
+}
+
 TEST(Geometry, OffsetsAreTheIndexUnderStrides) {
   const int64_t strides[5] = {1000, 100, 17, 5, 1};
   for (auto a : {ATTNCHECK_SPATIAL, ATTNCHECK_TEMPORAL, ATTNCHECK_SPATIOTEMPORAL}) {

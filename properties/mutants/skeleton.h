@@ -86,17 +86,9 @@ inline Strided wrap(const DLTensor* t, const DLTensor* strides_from, Bug bug, bo
 }
 
 inline void index_of(const DLTensor* t, attncheck_axes axes, int64_t n, int64_t c, int64_t p, bool legacy, int64_t o[5]) {
-  const int64_t C = t->shape[1], T = t->shape[2], H = t->shape[3], W = t->shape[4];
-  if (legacy && axes == ATTNCHECK_SPATIAL) {
-    int64_t f = (n * C + c) * H * W + p;
-    o[4] = f % W, f /= W;
-    o[3] = f % H, f /= H;
-    o[2] = f % T, f /= T;
-    o[1] = f % C, f /= C;
-    o[0] = f;
-    return;
-  }
-  const attncheck::Index5 at = attncheck::geometry_of(axes, t->shape).index(n, c, p);
+  const attncheck::Index5 at = legacy && axes == ATTNCHECK_SPATIAL
+                                   ? attncheck::legacy_spatial_index(t->shape, n, c, p)
+                                   : attncheck::geometry_of(axes, t->shape).index(n, c, p);
   for (int d = 0; d < 5; ++d) o[d] = at[d];
 }
 

@@ -127,4 +127,17 @@ ATTNCHECK_HD constexpr Geometry geometry_of(attncheck_axes axes, const int64_t* 
   return Geometry{axes, shape[2], shape[3], shape[4]};
 }
 
+// The numbering of the unfixed Open-Sora-Plan AttnBlock3D (spatial):
+// x.reshape(B*T, C, H*W) of the packed logical order, without moving t next
+// to b first. Its element (n, c, p) is the logical element at flat index
+// (n*C + c)*H*W + p of (B, C, T, H, W). Only for planting that bug on
+// purpose (the example plugin built with ATTNBLOCK3D_LEGACY, the legacy
+// mutant); the reference names the same semantics for diagnosis.
+constexpr Index5 legacy_spatial_index(const int64_t* shape, int64_t n, int64_t c, int64_t p) {
+  int64_t f = (n * shape[1] + c) * shape[3] * shape[4] + p;
+  Index5 i{};
+  for (int d = 4; d >= 0; --d) i[d] = f % shape[d], f /= shape[d];
+  return i;
+}
+
 }  // namespace attncheck
