@@ -63,18 +63,9 @@ attncheck_status attention(const attncheck_attention* call, char* message, size_
 #endif
   const Tensor Q = wrap(q), K = wrap(k), V = wrap(v), O = wrap(o);
   const int64_t heads = call->heads, D = q->shape[1] / heads, Dv = v->shape[1] / heads;
-  int64_t groups, Sq, Sk;
-  switch (call->axes) {
-    case ATTNCHECK_SPATIAL:
-      groups = q->shape[0] * q->shape[2], Sq = q->shape[3] * q->shape[4], Sk = k->shape[3] * k->shape[4];
-      break;
-    case ATTNCHECK_TEMPORAL:
-      groups = q->shape[0] * q->shape[3] * q->shape[4], Sq = q->shape[2], Sk = k->shape[2];
-      break;
-    default:
-      groups = q->shape[0], Sq = q->shape[2] * q->shape[3] * q->shape[4];
-      Sk = k->shape[2] * k->shape[3] * k->shape[4];
-  }
+  const attncheck::Geometry gq = attncheck::geometry_of(call->axes, q->shape);
+  const int64_t groups = gq.groups(q->shape[0]), Sq = gq.positions();
+  const int64_t Sk = attncheck::geometry_of(call->axes, k->shape).positions();
   std::vector<float> P(Sk);
   int64_t i[5];
   for (int64_t n = 0; n < groups; ++n)

@@ -3,6 +3,17 @@
 // (sizes first, then sharing, layouts, values), keeping every change after
 // which the property still fails. Deterministic, so the same seed gives the
 // same minimal case.
+//
+// Why there are two shrinkers (measured, issue 18; properties/tools/
+// shrink_measure.cpp): on the 17 mutants' failures (f32, spatial and
+// temporal, seed 1: 33 failures), the case RapidCheck's shrinking leaves has
+// a median of 336 elements (q, k, v and out together; at most 32,928), and
+// this shrinker brings it to a median of 6 (at most 92), smaller in 31 of
+// 33. RapidCheck makes few shrink tries on the composed case (3 to 28 calls
+// per run, generation included). The likely cause, not yet confirmed: the
+// generator is imperative (gen::exec), so a shrunk early choice regenerates
+// the later ones instead of keeping them. Until the generator is recomposed
+// so that RapidCheck shrinks to the small case by itself, this one stays.
 #pragma once
 
 #include <attncheck/case.h>

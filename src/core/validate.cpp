@@ -192,6 +192,8 @@ bool validate_call(const attncheck_attention* call, CallShape* out_shape,
     ovf |= __builtin_mul_overflow(a, b, &r);
     return r;
   };
+  // geometry.h's counts, with every product checked for overflow: the sizes
+  // here come from the caller and are not trusted yet.
   switch (call->axes) {
     case ATTNCHECK_SPATIAL:
       s.groups = mul(s.B, s.Tq);
