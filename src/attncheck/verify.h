@@ -37,12 +37,11 @@ struct VerifyOptions {
   int max_shrinks = 1000;      // cap on RapidCheck's shrink tries per failure
   int max_case_shrinks = 400;  // cap on attncheck's case shrinker's tries
   // An in-process target instead of a library (the Python package): these
-  // implementations are verified, `source` says where they come from in the
+  // implementations are verified, `target` names where they come from in the
   // report, and a replay line starts with `replay_command` (the command that
   // runs this target) instead of "attncheck verify TARGET --impl NAME"; a
   // replay_command with "{case}" in it is the whole line, the quoted case there.
   std::vector<attncheck_impl> given;
-  std::string source;
   std::string replay_command;
   // Asked before each property run; true stops verify (exit status 2,
   // "interrupted"): the Python package's Ctrl-C.

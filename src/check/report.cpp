@@ -231,7 +231,6 @@ bool write_junit(const std::string& path, const std::vector<VerifyRun>& runs, co
   return static_cast<bool>(x);
 }
 
-
 const char* exit_word(int status) {
   switch (status) {
     case kExitPassed: return "PASSED";
@@ -240,7 +239,6 @@ const char* exit_word(int status) {
   }
   return "ERROR";
 }
-
 
 std::string shell_quote(const std::string& s) {
   std::string q = "'";

@@ -38,7 +38,7 @@ int run_verify(const VerifyOptions& opt, std::ostream& out, std::ostream& err, s
       for (const auto& name : opt.impls) {
         bool have = false;
         for (const auto& i : impls) have |= std::string(i.name) == name;
-        if (!have) throw LoadError(opt.source + ": no implementation named '" + name + "'");
+        if (!have) throw LoadError(opt.target + ": no implementation named '" + name + "'");
       }
       if (!opt.impls.empty())
         std::erase_if(impls, [&](const attncheck_impl& i) {
@@ -86,7 +86,7 @@ int run_verify(const VerifyOptions& opt, std::ostream& out, std::ostream& err, s
   sopt.max_case_shrinks = opt.max_case_shrinks;
   sopt.timeout_base = opt.timeout_base;
   sopt.memory_limit_gib = opt.memory_limit_gib;
-  const std::string source = plugin ? plugin->path() : opt.source;
+  const std::string source = plugin ? plugin->path() : opt.target;
   const ReplayOptions replay_options{opt.strict, opt.no_declines, opt.fork, opt.precision};
   auto replay_line = [&](const attncheck_impl& impl, Property p, const Case& c) {
     const std::string command = opt.replay_command.empty()

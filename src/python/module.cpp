@@ -113,15 +113,6 @@ py::object numpy_array(const DLTensor* t, bool writable) {
   return a;
 }
 
-const char* axes_word(attncheck_axes a) {
-  switch (a) {
-    case ATTNCHECK_SPATIAL: return "spatial";
-    case ATTNCHECK_TEMPORAL: return "temporal";
-    case ATTNCHECK_SPATIOTEMPORAL: return "spatiotemporal";
-  }
-  return "unknown";
-}
-
 // The ABI function of the Python implementation. The bridge returns
 // (status, message): status 0 or 1 as the ABI's, -1 with the finding in
 // the implementation's words (an exception, a wrong result), thrown on as
@@ -139,7 +130,7 @@ attncheck_status py_attention(const attncheck_attention* call, char* message, si
     for (int role = 0; role < 4; ++role)
       args[role] = g_array == "numpy" ? numpy_array(role_tensor(call, role), role == 3)
                                       : capsule(role_tensor(call, role));
-    r = (*g_bridge)(args[0], args[1], args[2], args[3], call->heads, call->scale, axes_word(call->axes))
+    r = (*g_bridge)(args[0], args[1], args[2], args[3], call->heads, call->scale, attncheck::ref::name_of(static_cast<attncheck::Axes>(call->axes)))
             .cast<std::pair<int, std::string>>();
   } catch (py::error_already_set& e) {
     throw ImplementationError(std::string("attncheck's Python bridge failed: ") + e.what());
@@ -211,6 +202,7 @@ py::dict run_dict(const attncheck::VerifyRun& r) {
   d["vacuous"] = o.vacuous;
   d["contract"] = attncheck::name_of(o.contract);
   d["failed"] = o.failure.has_value();
+  d["result"] = attncheck::run_result(o);
   d["error"] = o.error;
   d["not_verified"] = o.failure ? std::string() : o.not_verified();
   d["decline_reasons"] = o.decline_reasons;
@@ -251,7 +243,6 @@ py::tuple verify(py::object bridge, const std::string& name, const std::string& 
   impl_name = name;
   opt.given = {attncheck_impl{impl_name.c_str(), kDLCPU, py_attention}};
   opt.target = source;
-  opt.source = source;
   opt.replay_command = replay_command;
   opt.progress = false;
   // Ctrl-C: Python's handler only sets a flag; run it between property
@@ -324,6 +315,7 @@ PYBIND11_MODULE(_core, m) {
   m.def("current_call", &current_call);
   m.def("case_axes_dtype", &case_axes_dtype);
   m.def("set_fold_offsets", [](bool fold) { g_fold_offsets = fold; });
+  m.def("exit_word", &attncheck::exit_word);
   m.attr("verify_options_help") = attncheck::kVerifyOptionsHelp;
   m.attr("EXIT_PASSED") = static_cast<int>(attncheck::kExitPassed);
   m.attr("EXIT_FAILED") = static_cast<int>(attncheck::kExitFailed);

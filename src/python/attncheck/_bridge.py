@@ -245,16 +245,6 @@ class Run:
     def __init__(self, d):
         self.__dict__.update(d)
 
-    @property
-    def result(self):
-        if self.failed:
-            return "FAILED"
-        if self.error:
-            return "ERROR"
-        if self.not_verified:
-            return "NOT VERIFIED"
-        return "ok"
-
     def __repr__(self):
         return "<attncheck.Run %s %s %s: %s, %d checked>" % (self.property, self.axes, self.dtype, self.result,
                                                              self.checked)
@@ -274,7 +264,7 @@ class Report:
 
     @property
     def status(self):
-        return {PASSED: "PASSED", FAILED: "FAILED", NOT_VERIFIED: "NOT VERIFIED"}.get(self.exit_status, "ERROR")
+        return _core.exit_word(self.exit_status)
 
     @property
     def passed(self):
