@@ -1,4 +1,4 @@
-/* attncheck plugin ABI, version 1.
+/* attncheck plugin ABI, version 1 (with its optional backward table).
  *
  * This header is the public contract of attncheck, exactly as
  * shared/spec/plugin-abi.md states it: what a third party implements so that
@@ -65,6 +65,46 @@ typedef struct attncheck_impl {
    array of *count implementations that stays valid while the library is
    loaded, or NULL when it cannot serve abi_version. */
 const attncheck_impl* attncheck_impls(int abi_version, size_t* count);
+
+/* The backward pass (optional, additive): a library that also computes
+ * gradients exports attncheck_backward_impls as well; one without it is a
+ * forward-only plugin. With P, groups, heads and positions as above, for
+ * every group and head g:
+ *
+ *     dv[g*Dv + e, r] = sum_p P[p, r] * dout[g*Dv + e, p]
+ *     dP[p, r]        = sum_{e < Dv} dout[g*Dv + e, p] * v[g*Dv + e, r]
+ *     dS[p, r]        = P[p, r] * (dP[p, r] - sum_{r'} P[p, r'] * dP[p, r'])
+ *     dq[g*D + d, p]  = scale * sum_r dS[p, r] * k[g*D + d, r]
+ *     dk[g*D + d, r]  = scale * sum_p dS[p, r] * q[g*D + d, p]
+ *
+ * Gradients are with respect to each logical tensor (never reduced over a
+ * broadcast or shared input). dout follows the input rules (any strides, zero
+ * allowed); dq, dk and dv follow out's (no zero stride, no overlap with each
+ * other or with any input). */
+#define ATTNCHECK_BACKWARD_ABI_VERSION 1
+
+typedef struct attncheck_attention_backward {
+  attncheck_axes axes;
+  const DLTensor* q;
+  const DLTensor* k;
+  const DLTensor* v;
+  const DLTensor* out;   /* this implementation's forward output for q, k, v   */
+  const DLTensor* dout;  /* dL/d(out), shaped like out                          */
+  DLTensor* dq;          /* shaped like q: allocated by the caller, overwritten */
+  DLTensor* dk;          /* shaped like k */
+  DLTensor* dv;          /* shaped like v */
+  int64_t heads;
+  double scale;
+} attncheck_attention_backward;
+
+typedef struct attncheck_backward_impl {
+  const char* name;          /* the forward implementation it belongs to (same library) */
+  DLDeviceType device_type;
+  attncheck_status (*backward)(const attncheck_attention_backward* call,
+                               char* message, size_t message_size);
+} attncheck_backward_impl;
+
+const attncheck_backward_impl* attncheck_backward_impls(int abi_version, size_t* count);
 
 #ifdef __cplusplus
 } /* extern "C" */

@@ -1,16 +1,15 @@
 #include <attncheck/runner.h>
 
+#include "process.h"
+
 #ifdef ATTNCHECK_HAVE_CUDA
 #include "cuda/device_harness.h"
 #endif
 
-#include <cxxabi.h>
-#include <poll.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
-#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <ucontext.h>
@@ -24,17 +23,13 @@
 #include <iostream>
 #include <memory>
 #include <new>
-#include <thread>
-#include <typeinfo>
 
 namespace attncheck {
 
 namespace {
 
-size_t page_size() {
-  static const size_t p = static_cast<size_t>(sysconf(_SC_PAGESIZE));
-  return p;
-}
+using process::exception_text;
+using process::page_size;
 
 // What a forked child leaves for the parent. It lives in a shared page, not
 // a pipe: a call that closes every descriptor cannot lose it.
@@ -80,43 +75,7 @@ class CallPage {
   std::byte* base_ = nullptr;
 };
 
-std::string demangle(const char* name) {
-  int st = 0;
-  std::unique_ptr<char, void (*)(void*)> d(abi::__cxa_demangle(name, nullptr, nullptr, &st), std::free);
-  return st == 0 && d ? d.get() : name;
-}
-
 ForkHooks g_fork_hooks;
-
-// Inside a catch: "threw std::runtime_error: <what()>", or an
-// ImplementationError's own words.
-std::string exception_text() {
-  try {
-    throw;
-  } catch (const ImplementationError& e) {
-    return e.what();
-  } catch (...) {
-  }
-  const std::type_info* t = abi::__cxa_current_exception_type();
-  std::string text = "threw " + (t ? demangle(t->name()) : std::string("an exception"));
-  try {
-    throw;
-  } catch (const std::exception& e) {
-    text += std::string(": ") + e.what();
-  } catch (...) {
-  }
-  return text;
-}
-
-bool is_bad_alloc() {
-  try {
-    throw;
-  } catch (const std::bad_alloc&) {
-    return true;
-  } catch (...) {
-    return false;
-  }
-}
 
 // The forked child's state, for its signal and terminate handlers.
 GuardedCase* g_case = nullptr;
@@ -185,17 +144,6 @@ void on_terminate() {
   child_exit_threw(what);
 }
 
-// Bytes of address space this process has mapped now.
-size_t mapped_bytes() {
-  FILE* f = std::fopen("/proc/self/statm", "r");
-  unsigned long pages = 0;
-  if (f) {
-    if (std::fscanf(f, "%lu", &pages) != 1) pages = 0;
-    std::fclose(f);
-  }
-  return pages * page_size();
-}
-
 [[noreturn]] void child(const attncheck_impl& impl, GuardedCase& g, CallPage& page, int output_fd,
                         const RunOptions& opt, size_t address_limit) {
   if (g_fork_hooks.child) g_fork_hooks.child();
@@ -239,98 +187,9 @@ size_t mapped_bytes() {
     _exit(0);
   } catch (...) {
     std::string what = exception_text();
-    if (address_limit && is_bad_alloc()) what = memory_exceeded(opt.memory_limit_gib) + " (" + what + ")";
+    if (address_limit && process::is_bad_alloc()) what = memory_exceeded(opt.memory_limit_gib) + " (" + what + ")";
     child_exit_threw(what);
   }
-}
-
-// Waits up to `seconds` for the child to exit (reaping it, with its
-// resource usage); false on timeout.
-bool wait_child(pid_t pid, double seconds, int* wstatus, rusage* usage) {
-  const auto start = std::chrono::steady_clock::now();
-  auto left = [&] {
-    return seconds - std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  };
-#ifdef SYS_pidfd_open
-  const int pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
-  if (pidfd >= 0) {
-    bool exited = false;
-    for (;;) {
-      const double l = left();
-      if (l <= 0) break;
-      pollfd p{pidfd, POLLIN, 0};
-      const int ready = poll(&p, 1, static_cast<int>(l * 1000) + 1);
-      if (ready > 0) {
-        exited = true;
-        break;
-      }
-      if (ready < 0 && errno != EINTR) break;
-    }
-    close(pidfd);
-    if (exited) {
-      while (wait4(pid, wstatus, 0, usage) < 0 && errno == EINTR) {
-      }
-      return true;
-    }
-    return false;
-  }
-#endif
-  // No pidfd (an old kernel): poll waitpid, backing off to 5 ms.
-  std::chrono::microseconds nap(50);
-  for (;;) {
-    const pid_t r = wait4(pid, wstatus, WNOHANG, usage);
-    if (r == pid) return true;
-    if (r < 0 && errno != EINTR) return true;
-    if (left() <= 0) return false;
-    std::this_thread::sleep_for(nap);
-    nap = std::min(nap * 2, std::chrono::microseconds(5000));
-  }
-}
-
-// Whether the last 64 KiB of what the call printed mention running out of
-// memory (a sanitizer's allocator says so, in one of several wordings, at
-// the start of a report whose stack trace may push it out of the lines
-// shown). Asked only of a child that died under a memory limit.
-bool output_says_out_of_memory(int fd) {
-  struct stat st {};
-  if (fstat(fd, &st) != 0 || st.st_size == 0) return false;
-  constexpr off_t kScan = 64 << 10;
-  const off_t from = st.st_size > kScan ? st.st_size - kScan : 0;
-  std::string text(static_cast<size_t>(st.st_size - from), '\0');
-  const ssize_t n = pread(fd, text.data(), text.size(), from);
-  text.resize(n > 0 ? static_cast<size_t>(n) : 0);
-  for (const char* words : {"out of memory", "out-of-memory", "Out of memory", "failed to allocate"})
-    if (text.find(words) != std::string::npos) return true;
-  return false;
-}
-
-// The last lines of what the call printed, with how much it printed.
-std::string output_tail(int fd) {
-  struct stat st {};
-  if (fstat(fd, &st) != 0 || st.st_size == 0) return "";
-  const off_t size = st.st_size;
-  constexpr off_t kTail = 2048;
-  const off_t from = size > kTail ? size - kTail : 0;
-  std::string tail(static_cast<size_t>(size - from), '\0');
-  const ssize_t n = pread(fd, tail.data(), tail.size(), from);
-  tail.resize(n > 0 ? static_cast<size_t>(n) : 0);
-  // The last 8 lines, each cut to 200 characters, unprintable bytes as '?'.
-  size_t start = tail.size();
-  for (int lines = 0; start > 0 && lines < 9; --start)
-    if (tail[start - 1] == '\n' && ++lines == 9) break;
-  std::string out;
-  size_t col = 0;
-  for (size_t i = start; i < tail.size(); ++i) {
-    const char c = tail[i];
-    if (c == '\n') {
-      out += '\n', col = 0;
-      continue;
-    }
-    if (++col > 200) continue;
-    out += (static_cast<unsigned char>(c) < 0x20 && c != '\t') || static_cast<unsigned char>(c) >= 0x7f ? '?' : c;
-  }
-  while (!out.empty() && out.back() == '\n') out.pop_back();
-  return "printed " + std::to_string(size) + " bytes" + (from > 0 ? ", ending" : "") + ":\n" + out;
 }
 
 void check_status(RunResult& r) {
@@ -378,7 +237,7 @@ RunResult run_forked(const attncheck_impl& impl, GuardedCase& g, const RunOption
     return result;
   }
   const size_t address_limit =
-      opt.memory_limit_gib > 0 ? mapped_bytes() + static_cast<size_t>(opt.memory_limit_gib * (1ull << 30)) : 0;
+      opt.memory_limit_gib > 0 ? process::mapped_bytes() + static_cast<size_t>(opt.memory_limit_gib * (1ull << 30)) : 0;
   // What the suite has buffered must not be written again by the child.
   std::cout.flush();
   std::cerr.flush();
@@ -396,7 +255,7 @@ RunResult run_forked(const attncheck_impl& impl, GuardedCase& g, const RunOption
   const double limit = time_limit(g.spec(), opt);
   int wstatus = 0;
   rusage usage{};
-  const bool returned = wait_child(pid, limit, &wstatus, &usage);
+  const bool returned = process::wait_child(pid, limit, &wstatus, &usage);
   if (!returned) {
     kill(-pid, SIGKILL);
     kill(pid, SIGKILL);  // in case it had not made its group yet
@@ -409,15 +268,15 @@ RunResult run_forked(const attncheck_impl& impl, GuardedCase& g, const RunOption
     std::snprintf(buf, sizeof buf, "hang: no return within %.1f s (killed)", limit);
     result.finding = buf;
     result.hang = true;
-    result.output = output_tail(output_fd);
+    result.output = process::output_tail(output_fd);
     close(output_fd);
     return result;
   }
-  result.output = output_tail(output_fd);
+  result.output = process::output_tail(output_fd);
   // Died with its resident memory near the limit, or saying it ran out.
   const bool out_of_memory =
       address_limit && (static_cast<double>(usage.ru_maxrss) * 1024 >= 0.9 * opt.memory_limit_gib * (1ull << 30) ||
-                        output_says_out_of_memory(output_fd));
+                        process::output_says_out_of_memory(output_fd));
   close(output_fd);
   const ChildReport& r = page.report();
   const bool clean_exit = WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0;
