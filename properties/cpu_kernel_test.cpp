@@ -116,7 +116,7 @@ RC_GTEST_PROP(CpuKernel, BitwiseIdenticalAcrossThreadCounts, ()) {
   ref::Tensor first{std::vector<int64_t>{0}};
   for (int threads : {1, 2, 3, 7}) {
     cpu::set_threads(threads);
-    g.reset_out();
+    g.reset_outputs();
     const ref::Tensor got = run(g);
     if (threads == 1)
       first = got;

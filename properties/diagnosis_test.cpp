@@ -6,6 +6,7 @@
 #include <attncheck/properties.h>
 
 #include "../src/impls/reference_f32/reference_f32.h"
+#include "order_variants.h"
 
 #include <gtest/gtest.h>
 #include <rapidcheck/gtest.h>
@@ -162,6 +163,29 @@ TEST(Diagnosis, NanFromArithmeticIsNotAMemoryFailure) {
             std::string::npos)
       << s.diagnosis;
 }
+
+// The finite refill the NaN attribution reruns with.
+TEST(GuardedMemory, RefillAroundInputsKeepsTheElements) {
+  GuardedCase g(diagnosis_case());
+  const ref::Tensor before = ref::contiguous(g.view(kRoleQ));
+  g.refill_around_inputs(kFinitePoison);
+  EXPECT_TRUE(g.check_memory().empty()) << g.check_memory();
+  const ref::View q = g.view(kRoleQ);
+  const ref::Tensor after = ref::contiguous(q);
+  for (int64_t i = 0; i < before.numel(); ++i) EXPECT_EQ(before[i], after[i]);
+  float pad;  // the slot after the first W run
+  std::memcpy(&pad, q.base + 4 * (q.layout.offset + q.layout.shape[4] * q.layout.stride[4]), 4);
+  EXPECT_TRUE(std::isfinite(pad));
+  g.refill_around_inputs(kInputPoison);
+  std::memcpy(&pad, q.base + 4 * (q.layout.offset + q.layout.shape[4] * q.layout.stride[4]), 4);
+  EXPECT_TRUE(std::isnan(pad));
+}
+
+}  // namespace
+}  // namespace attncheck
+
+namespace attncheck {
+namespace {
 
 }  // namespace
 }  // namespace attncheck

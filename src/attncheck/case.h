@@ -19,7 +19,12 @@ namespace attncheck {
 using ref::Axes;
 using ref::DType;
 
-enum Role { kRoleQ = 0, kRoleK = 1, kRoleV = 2, kRoleOut = 3 };
+// The tensors of a call. A backward case (Case::backward) has all eight:
+// out is then an input too (the implementation's own forward output), dout
+// an input like q, k and v, and dq, dk, dv outputs like out.
+enum Role { kRoleQ = 0, kRoleK = 1, kRoleV = 2, kRoleOut = 3, kRoleDout = 4, kRoleDq = 5, kRoleDk = 6, kRoleDv = 7 };
+constexpr int kForwardRoles = 4;
+constexpr int kRoles = 8;
 const char* role_name(int role);
 
 // How a tensor of a given shape lies in memory. Memory order is a
@@ -81,8 +86,12 @@ struct Case {
   Share share = Share::none;
   int64_t kv_overlap = 0;
   bool flush_high = false;  // views against the upper guard page (else the lower)
-  std::array<LayoutRecipe, 4> layout{};  // q, k, v, out
-  std::array<ValueRecipe, 3> values{};   // q, k, v
+  // A backward call (dq, dk, dv from dout): the roles from kRoleDout on are
+  // used only then (and kept at their defaults otherwise).
+  bool backward = false;
+  std::array<LayoutRecipe, kRoles> layout{};  // q, k, v, out, dout, dq, dk, dv
+  std::array<ValueRecipe, 4> values{};        // q, k, v, dout
+  int roles() const { return backward ? kRoles : kForwardRoles; }
 
   std::vector<int64_t> shape(int role) const;
   // Tensor `role`'s groups and positions (q and out: Tq, Hq, Wq; k and v: Tk, Hk, Wk).
@@ -92,7 +101,8 @@ struct Case {
   int64_t groups() const;
   int64_t Sq() const;
   int64_t Sk() const;
-  // 4 * groups * heads * Sq * Sk * max(D, Dv): the work of one call.
+  // 4 * groups * heads * Sq * Sk * max(D, Dv): the work of one call (3.5
+  // times that for a backward case: its forward call and the backward).
   double flops() const;
 
   // Throws std::invalid_argument naming the field when the case is not one

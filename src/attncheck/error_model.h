@@ -91,6 +91,28 @@ struct Expectation {
 };
 
 double unit_roundoff(DType t);
+// t's smallest normal value (f16 2^-14; bf16 as f32).
+double smallest_normal(DType t);
+// Half the spacing of t's subnormals: the largest absolute error of
+// rounding a value below t's smallest normal.
+long double half_subnormal_spacing(DType t);
+// The dtype a contract accumulates in (f32, f64 for f64).
+DType accumulator(DType t);
+
+// The largest error of one logit of a row whose largest |q.k| is L, under a
+// contract: el, and the factor on the softmax term (K under `input`, where
+// the whole term carries it; 1 otherwise, where K is inside el).
+struct LogitError {
+  long double el = 0;
+  long double factor = 1;
+};
+LogitError logit_error(Precision contract, int64_t D, DType dtype, double scale, long double L, double K);
+// How far each weight of one row of P (logits and P flat, the row starting
+// at `row`, Sk keys, largest weight Pmax) can move under logits perturbed by
+// at most le.el: min(factor P_r expm1(2 el), 1) each, taken in logs past
+// long double's exp range.
+void weight_moves(const ref::Tensor& logits, const ref::Tensor& P, int64_t row, int64_t Sk, long double Pmax,
+                  const LogitError& le, long double* moves);
 
 ref::AttentionArgs reference_args(const GuardedCase& g);
 Expectation expect(const GuardedCase& g, Precision p = Precision::fused, double safety = kSafetyFactor);

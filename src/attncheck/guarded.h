@@ -53,6 +53,12 @@ class GuardedCase {
 
   const Case& spec() const { return case_; }
   attncheck_attention* call() { return &call_; }
+  // A backward case's backward call (throws std::logic_error for a forward
+  // case). Call it after the forward call has written out and freeze_out().
+  attncheck_attention_backward* backward_call();
+  // Makes out an input from now on (for the backward call): its bytes are
+  // checksummed, write-protected with the inputs and checked unchanged.
+  void freeze_out();
   // The reference's views of q, k, v (exact stored values) and out.
   ref::View view(int role) const;
 
@@ -61,13 +67,15 @@ class GuardedCase {
   // The first problem with the memory around the views after a call, or "":
   // bytes of out outside its view changed, or an input changed.
   std::string check_memory() const;
-  // The out elements (flat row-major logical indices) that still hold the
-  // current canary in every byte.
-  std::vector<int64_t> unwritten() const;
+  // The elements of output `role` (flat row-major logical indices) that
+  // still hold the current canary in every byte.
+  std::vector<int64_t> unwritten(int role = kRoleOut) const;
   // Names what a fault address hit: "read past the end of k", ... or "".
   std::string describe_address(const void* addr, bool write) const;
-  // Resets out (view and slack) to a canary (kOutCanary or kOutCanary2).
-  void reset_out(unsigned char canary = kOutCanary);
+  // Resets every output (view and slack: out, and dq, dk and dv of a
+  // backward case; out no more once frozen) to a canary (kOutCanary or
+  // kOutCanary2).
+  void reset_outputs(unsigned char canary = kOutCanary);
   // Rewrites every byte of the input mappings that is not an element of a
   // view with `fill` (the elements keep their values).
   void refill_around_inputs(unsigned char fill);
@@ -103,8 +111,9 @@ class GuardedCase {
 
   Case case_;
   std::vector<Buffer> buffers_;
-  std::array<Tensor, 4> t_;
+  std::array<Tensor, kRoles> t_;
   attncheck_attention call_{};
+  attncheck_attention_backward backward_call_{};
   size_t elem_ = 4;
   unsigned char input_fill_ = kInputPoison;
   unsigned char out_canary_ = kOutCanary;

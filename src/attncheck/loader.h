@@ -38,12 +38,17 @@ class Plugin {
   // The implementation of that name; throws LoadError listing the names
   // there are when none has it.
   const attncheck_impl& find(const std::string& name) const;
+  // The backward entry point of the forward implementation of that name
+  // (the library's optional attncheck_backward_impls), or null.
+  const attncheck_backward_impl* find_backward(const std::string& name) const;
+  const std::vector<attncheck_backward_impl>& backward_impls() const { return backward_; }
 
  private:
   Plugin() = default;
   void* handle_ = nullptr;
   std::string path_;
   std::vector<attncheck_impl> impls_;
+  std::vector<attncheck_backward_impl> backward_;
 };
 
 // True for a valid implementation name: [a-z0-9_.-]+.

@@ -21,11 +21,24 @@ enum class Property {
   key_permutation,    // permuting keys and values jointly changes nothing
   head_independence,  // changing one head's q changes only that head's out
   robustness,         // large logits, exact ties, a dominant key, a single key
+  // The backward pass (the plugin's optional backward table): dq, dk, dv.
+  backward_semantics,           // dq, dk, dv equal the reference's gradients within the gradient bound
+  backward_layout_invariance,   // the same values (dout's too) in other layouts give the same dq, dk, dv
+  backward_memory,              // no fault, no write outside dq, dk, dv, inputs, out and dout unchanged, all written
+  backward_group_independence,  // changing one group's q changes only that group's dq, dk, dv
+  backward_head_independence,   // changing one head's q changes only that head's dq, dk, dv
 };
-constexpr int kPropertyCount = 8;
-const char* name_of(Property p);
+constexpr int kPropertyCount = 8;          // the forward's
+constexpr int kBackwardPropertyCount = 5;  // the backward's, after them
+const char* name_of(Property p);  // "semantics", ..., "backward.semantics", ...
 Property parse_property(const std::string& name);  // throws std::invalid_argument
+// The forward pass's properties (every plugin has them).
 std::vector<Property> all_properties();
+// The backward pass's (plugins that export attncheck_backward_impls).
+std::vector<Property> backward_properties();
+bool is_backward(Property p);
+// Both: the forward's, then the backward's.
+std::vector<Property> every_property();
 
 struct CheckOptions {
   RunOptions run;
@@ -37,6 +50,9 @@ struct CheckOptions {
   // ratio of the implementation's error to that one's (semantics).
   bool compare_literal = false;
   bool no_declines = false;  // a declined call is a failure (implementations that claim full coverage)
+  // The backward entry point of the implementation under test, for the
+  // backward properties (its forward writes the out the backward call gets).
+  const attncheck_backward_impl* backward = nullptr;
 };
 
 // What one case of one property came to. Only `pass` means the property

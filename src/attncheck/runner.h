@@ -69,4 +69,13 @@ double time_limit(const Case& c, const RunOptions& opt);
 // memory around the views. out's contents are left for the caller to read.
 RunResult run_call(const attncheck_impl& impl, GuardedCase& g, const RunOptions& opt);
 
+// The same for the backward entry point (ABI's optional backward table).
+int call_backward(const attncheck_backward_impl& impl, const attncheck_attention_backward* call, char* message,
+                  size_t size);
+// Calls impl's backward on a backward case g whose out holds the forward's
+// output and is frozen (GuardedCase::freeze_out): inputs, out and dout
+// write-protected during the call, then the memory around dq, dk and dv
+// checked. CPU implementations only (a device one is the checker's error).
+RunResult run_backward_call(const attncheck_backward_impl& impl, GuardedCase& g, const RunOptions& opt);
+
 }  // namespace attncheck

@@ -34,6 +34,9 @@ struct SuiteOptions {
   int max_size = 100;          // RapidCheck's size: the generated cases grow up to it
   int max_discard_ratio = 10;  // RapidCheck's discards per accepted case
   bool shrink = true;          // false: report the first failing case as it was generated
+  // The backward entry point of the implementation under test (the
+  // backward properties need it; null: they are the checker's error).
+  const attncheck_backward_impl* backward = nullptr;
   // Called after each generated case (for a progress line), may be empty.
   std::function<void(int done, int total)> progress;
 };

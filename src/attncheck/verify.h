@@ -23,7 +23,12 @@ struct VerifyOptions {
   uint64_t seed = 1;
   std::vector<Axes> axes{Axes::spatial, Axes::temporal, Axes::spatiotemporal};
   std::vector<DType> dtypes{DType::f32};
-  std::vector<Property> properties = all_properties();
+  // Which properties: the forward's and the backward's (backward.*); the
+  // passes below choose among them.
+  std::vector<Property> properties = every_property();
+  bool forward = true;         // the forward pass's properties
+  bool backward = true;        // the backward pass's, where the implementation has a backward
+  bool backward_asked = false; // --pass backward: an implementation without one is not verified
   std::optional<std::string> case_text;  // --case: replay one case
   std::string json, junit;
   bool strict = false;

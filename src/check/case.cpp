@@ -12,8 +12,8 @@
 namespace attncheck {
 
 const char* role_name(int role) {
-  static const char* names[] = {"q", "k", "v", "out"};
-  return role >= 0 && role < 4 ? names[role] : "?";
+  static const char* names[] = {"q", "k", "v", "out", "dout", "dq", "dk", "dv"};
+  return role >= 0 && role < kRoles ? names[role] : "?";
 }
 
 const char* name_of(ValueKind k) {
@@ -78,22 +78,27 @@ Layout make_layout(const LayoutRecipe& r, const std::vector<int64_t>& shape) {
 
 std::vector<int64_t> Case::shape(int role) const {
   switch (role) {
-    case kRoleQ: return {B, C, Tq, Hq, Wq};
-    case kRoleK: return {B, C, Tk, Hk, Wk};
-    case kRoleV: return {B, Cv, Tk, Hk, Wk};
-    default: return {B, Cv, Tq, Hq, Wq};
+    case kRoleQ:
+    case kRoleDq: return {B, C, Tq, Hq, Wq};
+    case kRoleK:
+    case kRoleDk: return {B, C, Tk, Hk, Wk};
+    case kRoleV:
+    case kRoleDv: return {B, Cv, Tk, Hk, Wk};
+    default: return {B, Cv, Tq, Hq, Wq};  // out, dout
   }
 }
 
 Geometry Case::geometry(int role) const {
-  const bool key = role == kRoleK || role == kRoleV;
+  const bool key = role == kRoleK || role == kRoleV || role == kRoleDk || role == kRoleDv;
   return Geometry{static_cast<attncheck_axes>(axes), key ? Tk : Tq, key ? Hk : Hq, key ? Wk : Wq};
 }
 int64_t Case::groups() const { return geometry(kRoleQ).groups(B); }
 int64_t Case::Sq() const { return geometry(kRoleQ).positions(); }
 int64_t Case::Sk() const { return geometry(kRoleK).positions(); }
 double Case::flops() const {
-  return 4.0 * groups() * heads * Sq() * Sk() * std::max(D(), Dv());
+  // A backward case makes its forward call, then the backward (five
+  // products of the forward's size where the forward has two).
+  return 4.0 * groups() * heads * Sq() * Sk() * std::max(D(), Dv()) * (backward ? 3.5 : 1.0);
 }
 
 void Case::normalize() {
@@ -110,7 +115,12 @@ void Case::normalize() {
   if (axes == Axes::temporal && (Hk != Hq || Wk != Wq))
     throw bad("temporal attention needs Hk = Hq and Wk = Wq");
   if (!std::isfinite(scale)) throw bad("scale is not finite");
-  for (int t = 0; t < 4; ++t) {
+  if (!backward) {
+    // Canonical: a forward case carries no backward fields.
+    for (int t = kForwardRoles; t < kRoles; ++t) layout[t] = {};
+    values[3] = {};
+  }
+  for (int t = 0; t < roles(); ++t) {
     auto& r = layout[t];
     if (r.order < 0 || r.order >= 120) throw bad(std::string(role_name(t)) + " layout order not in 0..119");
     if (r.inner < 1 || r.inner > 64) throw bad(std::string(role_name(t)) + " inner stride not in 1..64");
@@ -121,7 +131,8 @@ void Case::normalize() {
       throw bad(std::string(role_name(t)) + " size-1 stride not in 0..4096");
     if (r.broadcast < 0 || r.broadcast > 31) throw bad(std::string(role_name(t)) + " broadcast mask not in 0..31");
   }
-  if (layout[kRoleOut].broadcast) throw bad("out may not have zero strides");
+  for (int t : {kRoleOut, kRoleDq, kRoleDk, kRoleDv})
+    if (layout[t].broadcast) throw bad(std::string(role_name(t)) + " may not have zero strides");
   if (share == Share::qk_same) {
     if (shape(kRoleQ) != shape(kRoleK)) throw bad("qk_same needs k's shape to equal q's");
     layout[kRoleK] = layout[kRoleQ];
@@ -152,7 +163,7 @@ std::vector<std::string> Case::layout_classes() const {
     if (std::find(out.begin(), out.end(), c) == out.end()) out.push_back(c);
     any = true;
   };
-  for (int t = 0; t < 4; ++t) {
+  for (int t = 0; t < roles(); ++t) {
     const auto& r = layout[t];
     if (r.order == channels_last_order()) add("channels_last");
     else if (r.order != 0) add("permuted");
@@ -235,9 +246,9 @@ std::string Case::to_text() const {
     << "x" << Wk << " scale=" << scale_text << " share=" << name_of(share);
   if (share == Share::kv_overlap) s << ":" << kv_overlap;
   s << " place=" << (flush_high ? "high" : "low");
-  for (int t = 0; t < 4; ++t) s << " L" << role_name(t) << "=" << recipe_text(layout[t]);
-  for (int t = 0; t < 3; ++t)
-    s << " V" << role_name(t) << "=" << name_of(values[t].kind) << ":" << values[t].seed;
+  for (int t = 0; t < roles(); ++t) s << " L" << role_name(t) << "=" << recipe_text(layout[t]);
+  for (int t = 0; t < (backward ? 4 : 3); ++t)
+    s << " V" << role_name(t == 3 ? kRoleDout : t) << "=" << name_of(values[t].kind) << ":" << values[t].seed;
   return s.str();
 }
 
@@ -291,11 +302,16 @@ Case Case::parse(const std::string& text) {
       c.flush_high = val == "high";
     } else if (key.size() >= 2 && key[0] == 'L') {
       const std::string role = key.substr(1);
-      int t = role == "q" ? 0 : role == "k" ? 1 : role == "v" ? 2 : role == "out" ? 3 : -1;
+      int t = -1;
+      for (int r = 0; r < kRoles; ++r)
+        if (role == role_name(r)) t = r;
       if (t < 0) throw std::invalid_argument("case: unknown field " + key);
       c.layout[t] = parse_recipe(val, key);
-    } else if (key.size() == 2 && key[0] == 'V') {
-      int t = key[1] == 'q' ? 0 : key[1] == 'k' ? 1 : key[1] == 'v' ? 2 : -1;
+      if (t >= kForwardRoles) c.backward = true;
+    } else if (key[0] == 'V') {
+      const std::string role = key.substr(1);
+      const int t = role == "q" ? 0 : role == "k" ? 1 : role == "v" ? 2 : role == "dout" ? 3 : -1;
+      if (t == 3) c.backward = true;
       if (t < 0) throw std::invalid_argument("case: unknown field " + key);
       auto p = split(val, ':');
       if (p.size() != 2) throw std::invalid_argument("case: " + key + ": expected kind:seed");

@@ -338,7 +338,7 @@ NanSource nan_source(const attncheck_impl& impl, GuardedCase& g, const ref::Tens
   if (first < 0) return s;
   for (int d = 4; d >= 0; --d) s.at[d] = first % want.shape[d], first /= want.shape[d];
   g.refill_around_inputs(kFinitePoison);
-  g.reset_out();
+  g.reset_outputs();
   const RunResult run = run_call(impl, g, opt);
   g.refill_around_inputs(kInputPoison);
   if (!run.ok()) {

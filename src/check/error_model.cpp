@@ -50,7 +50,7 @@ double unit_roundoff(DType t) {
   return 0x1p-24;
 }
 
-static double smallest_normal(DType t) {
+double smallest_normal(DType t) {
   switch (t) {
     case DType::f32: return std::numeric_limits<float>::min();
     case DType::f64: return std::numeric_limits<double>::min();
@@ -63,7 +63,7 @@ static double smallest_normal(DType t) {
 
 // Half the spacing of t's subnormals: the largest absolute error of
 // rounding a value below t's smallest normal.
-static long double half_subnormal_spacing(DType t) {
+long double half_subnormal_spacing(DType t) {
   switch (t) {
     case DType::f32: return 0x1p-150L;
     case DType::f64: return 0x1p-1075L;
@@ -75,7 +75,38 @@ static long double half_subnormal_spacing(DType t) {
 }
 
 // The dtype a contract accumulates in.
-static DType accumulator(DType t) { return t == DType::f64 ? DType::f64 : DType::f32; }
+DType accumulator(DType t) { return t == DType::f64 ? DType::f64 : DType::f32; }
+
+LogitError logit_error(Precision contract, int64_t D, DType dtype, double scale, long double L, double K) {
+  const double u = unit_roundoff(dtype), ua = unit_roundoff(accumulator(dtype));
+  const long double s = std::fabs(static_cast<long double>(scale));
+  // The largest error of a logit, e_l (input: K on the whole softmax term,
+  // as on the accumulation terms).
+  if (contract == Precision::input) return {(D + 2) * u * s * L, K};
+  long double el = K * (D + 2) * ua * s * L;
+  if (contract == Precision::unfused) el += kRoundingFactor * 3 * u * s * L;
+  return {el, 1};
+}
+
+void weight_moves(const ref::Tensor& logits, const ref::Tensor& P, int64_t row, int64_t Sk, long double Pmax,
+                  const LogitError& le, long double* moves) {
+  // Logits perturbed by at most e_l move P_r by at most P_r expm1(2 e_l),
+  // and never by more than 1 (where e_l is large, rounding can merge huge
+  // logits into ties and a key worth nothing become everything). Past long
+  // double's exp range this is taken in logs: log P_r = s_r - max s + log P_max.
+  const long double el = le.el;
+  long double top = -std::numeric_limits<long double>::infinity();
+  for (int64_t r = 0; r < Sk; ++r) top = std::max(top, logits[row + r]);
+  const long double growth = std::expm1(std::min<long double>(2 * el, 11000));
+  for (int64_t r = 0; r < Sk; ++r) {
+    if (2 * el < 11000) {
+      moves[r] = std::min<long double>(le.factor * P[row + r] * growth, 1);
+    } else {
+      const long double lg = logits[row + r] - top + std::log(Pmax) + 2 * el + std::log(le.factor);
+      moves[r] = lg >= 0 ? 1 : std::exp(lg);
+    }
+  }
+}
 
 ref::AttentionArgs reference_args(const GuardedCase& g) {
   const Case& c = g.spec();
@@ -115,7 +146,6 @@ Expectation expect(const ref::AttentionTrace& tr, const ref::AttentionArgs& a, D
   }
   const double u = unit_roundoff(dtype);
   const double ua = unit_roundoff(accumulator(dtype));
-  const long double scale = std::fabs(static_cast<long double>(a.scale));
   const long double K16 = kRoundingFactor;
   const long double tinyP = half_subnormal_spacing(dtype), tinyA = smallest_normal(accumulator(dtype));
   const long double tinyO = half_subnormal_spacing(dtype);
@@ -131,32 +161,8 @@ Expectation expect(const ref::AttentionTrace& tr, const ref::AttentionArgs& a, D
         const int64_t row = ((n * H + h) * Sq + p) * Sk;
         long double L = 0, Pmax = 0;
         for (int64_t r = 0; r < Sk; ++r) L = std::max<long double>(L, absdot[row + r] * (1 + 0x1p-50)), Pmax = std::max(Pmax, tr.P[row + r]);
-        // The largest error of a logit, e_l (input: K on the whole softmax
-        // term, as on the accumulation terms).
-        long double el = 0, Kg = 1;
-        if (contract == Precision::input) {
-          el = (D + 2) * u * scale * L;
-          Kg = K;
-        } else {
-          el = K * (D + 2) * ua * scale * L;
-          if (contract == Precision::unfused) el += K16 * 3 * u * scale * L;
-        }
-        // How far each weight can move: logits perturbed by at most e_l move
-        // P_r by at most P_r expm1(2 e_l), and never by more than 1 (where
-        // e_l is large, rounding can merge huge logits into ties and a key
-        // worth nothing become everything). Past long double's exp range
-        // this is taken in logs: log P_r = s_r - max s + log P_max.
-        long double top = -std::numeric_limits<long double>::infinity();
-        for (int64_t r = 0; r < Sk; ++r) top = std::max(top, tr.logits[row + r]);
-        const long double growth = std::expm1(std::min<long double>(2 * el, 11000));
-        for (int64_t r = 0; r < Sk; ++r) {
-          if (2 * el < 11000) {
-            moves[r] = std::min<long double>(Kg * tr.P[row + r] * growth, 1);
-          } else {
-            const long double lg = tr.logits[row + r] - top + std::log(Pmax) + 2 * el + std::log(Kg);
-            moves[r] = lg >= 0 ? 1 : std::exp(lg);
-          }
-        }
+        const LogitError le = logit_error(contract, D, dtype, a.scale, L, K);
+        weight_moves(tr.logits, tr.P, row, Sk, Pmax, le, moves.data());
         for (int64_t r = 0; r < Sk; ++r) Pd[r] = static_cast<double>(tr.P[row + r]), moved_d[r] = static_cast<double>(moves[r]);
         for (int64_t e = 0; e < Dv; ++e) {
           const int64_t oi = ((n * H + h) * Dv + e) * Sq + p;

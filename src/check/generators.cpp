@@ -79,7 +79,10 @@ static Case raw_case(const CaseOptions& opt) {
   const auto prop = opt.property;
   // Shape first.
   // head_independence needs another head to compare, so two or more.
-  c.heads = prop == Property::head_independence
+  const bool backward = prop && is_backward(*prop);
+  const bool head_pair = prop == Property::head_independence || prop == Property::backward_head_independence;
+  const bool group_pair = prop == Property::group_independence || prop == Property::backward_group_independence;
+  c.heads = head_pair
                 ? *rc::gen::inRange<int64_t>(2, 5)
                 : *one_of<int64_t>(
                       {{4, rc::gen::just<int64_t>(1)}, {2, rc::gen::inRange<int64_t>(2, 5)}});
@@ -113,7 +116,7 @@ static Case raw_case(const CaseOptions& opt) {
   c.Wk = c.axes == Axes::temporal ? c.Wq : key_dim(long_keys);
   // group_independence needs another group to compare: with one, the
   // batch grows (the smallest change that adds a group in every family).
-  if (prop == Property::group_independence && c.groups() < 2)
+  if (group_pair && c.groups() < 2)
     c.B = *rc::gen::inRange<int64_t>(2, 4);
   // Scale: 1/sqrt(D) most often, but others, negative and large too.
   const double inv = 1 / std::sqrt(static_cast<double>(D));
@@ -122,7 +125,7 @@ static Case raw_case(const CaseOptions& opt) {
                              {1, element<double>({-inv, -1.0})},
                              {1, element<double>({8.0, 30.0})}});
   // Then memory: sharing, layouts, values.
-  const bool metamorphic = prop == Property::group_independence ||
+  const bool metamorphic = head_pair || group_pair ||
                            prop == Property::query_permutation ||
                            prop == Property::key_permutation || prop == Property::head_independence;
   if (!metamorphic) {
@@ -146,6 +149,18 @@ static Case raw_case(const CaseOptions& opt) {
         *element<ValueKind>({ValueKind::large, ValueKind::ties, ValueKind::dominant});
     c.values[1].kind =
         *element<ValueKind>({ValueKind::large, ValueKind::ties, ValueKind::dominant});
+  }
+  if (backward) {
+    // dout in a layout of its own (zero strides allowed), or in out's or
+    // q's: the real bugs read dout with out's strides (flash-attention
+    // #355) or assume it packed (#325, an expanded dout).
+    c.backward = true;
+    const int like = *one_of<int>({{6, rc::gen::just(0)}, {1, rc::gen::just(1)}, {1, rc::gen::just(2)}});
+    c.layout[kRoleDout] = like == 1   ? c.layout[kRoleOut]
+                          : like == 2 ? c.layout[kRoleQ]
+                                      : *layout_recipe(!metamorphic);
+    for (int t : {kRoleDq, kRoleDk, kRoleDv}) c.layout[t] = *layout_recipe(false);
+    c.values[3] = *value_recipe(kRoleDout);
   }
   c.normalize();
   return c;

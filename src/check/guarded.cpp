@@ -28,7 +28,8 @@ GuardedCase::GuardedCase(const Case& c, const IndexTransform& transform, size_t 
     s[1] = case_.C + case_.Cv - case_.kv_overlap;
     kv_layout = make_layout(case_.layout[kRoleK], s);
   }
-  for (int r = 0; r < 4; ++r) {
+  const int roles = case_.roles();
+  for (int r = 0; r < roles; ++r) {
     auto& t = t_[r];
     t.shape = case_.shape(r);
     if (kv && (r == kRoleK || r == kRoleV)) {
@@ -44,10 +45,11 @@ GuardedCase::GuardedCase(const Case& c, const IndexTransform& transform, size_t 
   t_[kRoleQ].buffer = nbuf++;
   t_[kRoleK].buffer = case_.share == Share::qk_same ? t_[kRoleQ].buffer : nbuf++;
   t_[kRoleV].buffer = kv ? t_[kRoleK].buffer : nbuf++;
-  t_[kRoleOut].buffer = nbuf++;
+  for (int r = kRoleOut; r < roles; ++r) t_[r].buffer = nbuf++;  // out; dout, dq, dk, dv
   buffers_.resize(nbuf);
-  for (int r = 0; r < 4; ++r) buffers_[t_[r].buffer].roles.push_back(r);
-  buffers_[t_[kRoleOut].buffer].input = false;
+  for (int r = 0; r < roles; ++r) buffers_[t_[r].buffer].roles.push_back(r);
+  for (int r : {kRoleOut, kRoleDq, kRoleDk, kRoleDv})
+    if (r < roles) buffers_[t_[r].buffer].input = false;
 
   size_t total_bytes = 0;
   for (auto& b : buffers_) {
@@ -72,9 +74,10 @@ GuardedCase::GuardedCase(const Case& c, const IndexTransform& transform, size_t 
   }
 
   // Values, written through each tensor's layout at its logical indices.
-  for (int r = 0; r < 3; ++r) {
+  for (int r : {kRoleQ, kRoleK, kRoleV, kRoleDout}) {
+    if (r >= roles) continue;
     auto& t = t_[r];
-    const ValueRecipe& recipe = case_.values[r];
+    const ValueRecipe& recipe = case_.values[r == kRoleDout ? 3 : r];
     const Geometry geometry = case_.geometry(r);
     const int64_t positions = geometry.positions();
     const int broadcast = case_.layout[r].broadcast;
@@ -92,11 +95,11 @@ GuardedCase::GuardedCase(const Case& c, const IndexTransform& transform, size_t 
   }
   for (auto& b : buffers_)
     if (b.input) b.checksum = region_checksum(b);
-  // Out: which bytes are elements.
-  {
-    auto& b = buffers_[t_[kRoleOut].buffer];
+  // Outputs: which bytes are elements.
+  for (auto& b : buffers_) {
+    if (b.input) continue;
     b.is_element.assign(b.map->region_size, false);
-    const auto& t = t_[kRoleOut];
+    const auto& t = t_[b.roles.front()];
     ref::for_each_index(t.shape, [&](std::span<const int64_t> s) {
       const size_t at = static_cast<size_t>(t.data + t.layout.index(s) * static_cast<int64_t>(elem_) -
                                             b.map->region);
@@ -106,7 +109,7 @@ GuardedCase::GuardedCase(const Case& c, const IndexTransform& transform, size_t 
 
   // The DLTensors.
   const bool null_strides_if_compact = (case_.values[0].seed >> 3) & 1;
-  for (int r = 0; r < 4; ++r) {
+  for (int r = 0; r < roles; ++r) {
     auto& t = t_[r];
     for (int d = 0; d < 5; ++d) t.strides[d] = t.layout.stride[d];
     t.byte_offset = static_cast<uint64_t>(t.layout.offset) * elem_;
@@ -123,6 +126,22 @@ GuardedCase::GuardedCase(const Case& c, const IndexTransform& transform, size_t 
   if (case_.share == Share::qk_same) t_[kRoleK].dl = t_[kRoleQ].dl;
   call_ = {static_cast<attncheck_axes>(case_.axes), &t_[kRoleQ].dl, &t_[kRoleK].dl, &t_[kRoleV].dl,
            &t_[kRoleOut].dl, case_.heads, case_.scale};
+  if (case_.backward)
+    backward_call_ = {static_cast<attncheck_axes>(case_.axes), &t_[kRoleQ].dl, &t_[kRoleK].dl, &t_[kRoleV].dl,
+                      &t_[kRoleOut].dl, &t_[kRoleDout].dl, &t_[kRoleDq].dl, &t_[kRoleDk].dl, &t_[kRoleDv].dl,
+                      case_.heads, case_.scale};
+}
+
+attncheck_attention_backward* GuardedCase::backward_call() {
+  if (!case_.backward) throw std::logic_error("guarded case: backward_call() of a forward case");
+  return &backward_call_;
+}
+
+void GuardedCase::freeze_out() {
+  if (!case_.backward) throw std::logic_error("guarded case: freeze_out() of a forward case");
+  auto& b = buffers_[t_[kRoleOut].buffer];
+  b.input = true;
+  b.checksum = region_checksum(b);
 }
 
 ref::View GuardedCase::view(int role) const {
@@ -145,10 +164,10 @@ uint64_t GuardedCase::region_checksum(const Buffer& b) const {
   return h;
 }
 
-void GuardedCase::reset_out(unsigned char canary) {
-  auto& b = buffers_[t_[kRoleOut].buffer];
+void GuardedCase::reset_outputs(unsigned char canary) {
   out_canary_ = canary;
-  std::memset(b.map->region, canary, b.map->region_size);
+  for (auto& b : buffers_)
+    if (!b.input) std::memset(b.map->region, canary, b.map->region_size);
 }
 
 void GuardedCase::refill_around_inputs(unsigned char fill) {
@@ -180,23 +199,25 @@ std::string GuardedCase::check_memory() const {
       }
       continue;
     }
-    const auto& t = t_[kRoleOut];
+    const int role = b.roles.front();
+    const std::string name = role_name(role);
+    const auto& t = t_[role];
     const int64_t first = t.data + t.layout.offset * static_cast<int64_t>(elem_) - b.map->region;
     const int64_t last = t.data + (t.layout.max_offset() + 1) * static_cast<int64_t>(elem_) - b.map->region;
     for (size_t i = 0; i < b.map->region_size; ++i) {
       if (static_cast<unsigned char>(b.map->region[i]) == out_canary_ || b.is_element[i]) continue;
       const int64_t at = static_cast<int64_t>(i);
-      if (at < first) return "wrote " + std::to_string(first - at) + " bytes before out's first element";
-      if (at >= last) return "wrote " + std::to_string(at - last + 1) + " bytes past out's last element";
-      return "wrote between out's elements (a gap byte " + std::to_string(at - first) +
+      if (at < first) return "wrote " + std::to_string(first - at) + " bytes before " + name + "'s first element";
+      if (at >= last) return "wrote " + std::to_string(at - last + 1) + " bytes past " + name + "'s last element";
+      return "wrote between " + name + "'s elements (a gap byte " + std::to_string(at - first) +
              " bytes into the view changed)";
     }
   }
   return "";
 }
 
-std::vector<int64_t> GuardedCase::unwritten() const {
-  const auto& t = t_[kRoleOut];
+std::vector<int64_t> GuardedCase::unwritten(int role) const {
+  const auto& t = t_[role];
   const std::vector<std::byte> canary(elem_, std::byte{out_canary_});
   std::vector<int64_t> out;
   int64_t flat = 0;

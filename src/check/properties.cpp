@@ -2,6 +2,9 @@
 #include <attncheck/error_model.h>
 #include <attncheck/properties.h>
 
+#include "backward_properties.h"
+#include "property_support.h"
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -20,8 +23,27 @@ const char* name_of(Property p) {
     case Property::key_permutation: return "key_permutation";
     case Property::head_independence: return "head_independence";
     case Property::robustness: return "robustness";
+    case Property::backward_semantics: return "backward.semantics";
+    case Property::backward_layout_invariance: return "backward.layout_invariance";
+    case Property::backward_memory: return "backward.memory";
+    case Property::backward_group_independence: return "backward.group_independence";
+    case Property::backward_head_independence: return "backward.head_independence";
   }
   return "?";
+}
+
+bool is_backward(Property p) { return static_cast<int>(p) >= kPropertyCount; }
+
+std::vector<Property> every_property() {
+  std::vector<Property> v = all_properties();
+  for (Property p : backward_properties()) v.push_back(p);
+  return v;
+}
+
+std::vector<Property> backward_properties() {
+  std::vector<Property> v;
+  for (int i = 0; i < kBackwardPropertyCount; ++i) v.push_back(static_cast<Property>(kPropertyCount + i));
+  return v;
 }
 
 std::vector<Property> all_properties() {
@@ -33,10 +55,14 @@ std::vector<Property> all_properties() {
 Property parse_property(const std::string& name) {
   for (Property p : all_properties())
     if (name == name_of(p)) return p;
+  for (Property p : backward_properties())
+    if (name == name_of(p)) return p;
   throw std::invalid_argument("unknown property '" + name + "'");
 }
 
 bool property_accepts(Property p, const Case& c) {
+  // A backward property takes backward cases, a forward one forward cases.
+  if (is_backward(p) != c.backward) return false;
   switch (p) {
     case Property::group_independence:
     case Property::query_permutation:
@@ -53,19 +79,19 @@ bool property_accepts(Property p, const Case& c) {
     }
     case Property::robustness:
       return c.Sk() == 1 || c.values[0].kind != ValueKind::normal || c.values[1].kind != ValueKind::normal;
+    case Property::backward_group_independence:
+    case Property::backward_head_independence: {
+      const bool unshared = c.share == Share::none && c.layout[kRoleQ].broadcast == 0 &&
+                            c.layout[kRoleK].broadcast == 0 && c.layout[kRoleV].broadcast == 0 &&
+                            c.layout[kRoleDout].broadcast == 0;
+      return unshared && (p == Property::backward_head_independence ? c.heads >= 2 : c.groups() >= 2);
+    }
     default:
       return true;
   }
 }
 
 namespace {
-
-uint64_t mix(uint64_t x) {
-  x ^= x >> 33;
-  x *= 0xff51afd7ed558ccdull;
-  x ^= x >> 33;
-  return x;
-}
 
 // A permutation of n elements from a seed (Fisher-Yates over splitmix).
 std::vector<int64_t> permutation(int64_t n, uint64_t seed) {
@@ -90,60 +116,6 @@ Outcome run_once(const attncheck_impl& impl, GuardedCase& g, const CheckOptions&
   return o;
 }
 
-// Turns a run that did not produce an output into a verdict, or returns
-// false when the output is there to check.
-bool unusable(const Outcome& o, Verdict& v, const CheckOptions& opt) {
-  if (!o.run.error.empty()) {
-    v.kind = Verdict::error;
-    v.summary = "the checker could not make the call: " + o.run.error;
-    return true;
-  }
-  if (!o.run.finding.empty()) {
-    v.kind = Verdict::fail;
-    v.summary = o.run.finding;
-    v.hang = o.run.hang;
-    // What the call printed, after the finding (never into the report's flow).
-    if (!o.run.output.empty()) {
-      std::istringstream lines(o.run.output);
-      std::string line;
-      std::getline(lines, line);
-      v.details.push_back("the call " + line);
-      while (std::getline(lines, line)) v.details.push_back("| " + line);
-    }
-    return true;
-  }
-  if (o.run.status == ATTNCHECK_UNSUPPORTED) {
-    const std::string why = o.run.message.empty() ? "declined" : o.run.message;
-    if (opt.no_declines) {
-      v.kind = Verdict::fail;
-      v.summary = "declined a valid call (--no-declines): " + why;
-      return true;
-    }
-    v.kind = Verdict::declined;
-    v.summary = why;
-    return true;
-  }
-  if (o.run.status == ATTNCHECK_FAILED) {
-    v.kind = Verdict::fail;
-    v.summary = "returned ATTNCHECK_FAILED on a valid call: " + o.run.message;
-    return true;
-  }
-  return false;
-}
-
-std::string num(long double x) {
-  char b[64];
-  std::snprintf(b, sizeof b, "%.9Lg", x);
-  return b;
-}
-
-// The (B, C, T, H, W) index of a flat row-major position in out.
-std::array<int64_t, 5> out_index(int64_t flat, const std::vector<int64_t>& shape) {
-  std::array<int64_t, 5> at{};
-  for (int d = 4; d >= 0; --d) at[d] = flat % shape[d], flat /= shape[d];
-  return at;
-}
-
 // The largest error of the contract's literal evaluation (error_model.h).
 double literal_error(const ref::AttentionTrace& tr, const GuardedCase& g, const Expectation& e, Precision p) {
   const ref::Tensor lit = literal(tr, reference_args(g), g.spec().dtype, p);
@@ -156,7 +128,7 @@ Verdict semantics(const attncheck_impl& impl, const Case& c, const CheckOptions&
   Verdict v;
   GuardedCase g(c);
   const Outcome o = run_once(impl, g, opt);
-  if (unusable(o, v, opt)) return v;
+  if (unusable(o.run, v, opt)) return v;
   const ref::AttentionTrace tr = ref::trace_attention(reference_args(g));
   const Expectation e = expect(tr, reference_args(g), c.dtype, opt.precision);
   const Comparison cmp = compare(o.out, e);
@@ -201,7 +173,7 @@ Verdict memory(const attncheck_impl& impl, const Case& c, const CheckOptions& op
   Verdict v;
   GuardedCase g(c);
   const Outcome o = run_once(impl, g, opt);
-  if (unusable(o, v, opt)) return v;
+  if (unusable(o.run, v, opt)) return v;
   // Poison is NaN: a NaN in out where the reference has a value came from
   // a read outside the views if it goes away with finite bytes around them
   // (else the arithmetic made it: semantics' and robustness' business).
@@ -221,9 +193,9 @@ Verdict memory(const attncheck_impl& impl, const Case& c, const CheckOptions& op
   // second canary leaves that one there too.
   const std::vector<int64_t> first = g.unwritten();
   if (first.empty()) return v;
-  g.reset_out(kOutCanary2);
+  g.reset_outputs(kOutCanary2);
   const Outcome again = run_once(impl, g, opt);
-  if (unusable(again, v, opt)) {
+  if (unusable(again.run, v, opt)) {
     if (v.kind == Verdict::fail) v.summary = "rerun to confirm an unwritten element: " + v.summary;
     return v;
   }
@@ -231,7 +203,7 @@ Verdict memory(const attncheck_impl& impl, const Case& c, const CheckOptions& op
   for (int64_t i : first)
     if (std::binary_search(second.begin(), second.end(), i)) {
       v.kind = Verdict::fail;
-      v.summary = "did not write out" + index_text(out_index(i, want.shape));
+      v.summary = "did not write out" + index_text(flat_index(i, want.shape));
       char b[160];
       std::snprintf(b, sizeof b, "it held the canary 0x%02x after the call and 0x%02x after a rerun that started from it",
                     kOutCanary, kOutCanary2);
@@ -251,10 +223,10 @@ Verdict compare_transformed(const attncheck_impl& impl, const Case& c, const Che
   Verdict v;
   GuardedCase a(c);
   const Outcome oa = run_once(impl, a, opt);
-  if (unusable(oa, v, opt)) return v;
+  if (unusable(oa.run, v, opt)) return v;
   GuardedCase b(c, transform);
   const Outcome ob = run_once(impl, b, opt);
-  if (unusable(ob, v, opt)) return v;
+  if (unusable(ob.run, v, opt)) return v;
   const Expectation e = expect(a, opt.precision);
   const bool bitwise = opt.strict && bitwise_when_strict;
   int64_t flat = 0, compared = 0;
@@ -316,9 +288,9 @@ Verdict layout_invariance(const attncheck_impl& impl, const Case& c, const Check
   Verdict v;
   GuardedCase a(c), b(alt);
   const Outcome oa = run_once(impl, a, opt);
-  if (unusable(oa, v, opt)) return v;
+  if (unusable(oa.run, v, opt)) return v;
   const Outcome ob = run_once(impl, b, opt);
-  if (unusable(ob, v, opt)) {
+  if (unusable(ob.run, v, opt)) {
     if (v.kind == Verdict::declined) v.summary = "declined the other layout: " + v.summary;
     return v;
   }
@@ -331,7 +303,7 @@ Verdict layout_invariance(const attncheck_impl& impl, const Case& c, const Check
       v.kind = Verdict::fail;
       v.summary = opt.strict ? "outputs for the same values in two layouts are not bitwise equal"
                              : "outputs for the same values in two layouts differ beyond the bound";
-      v.details.push_back("out" + index_text(out_index(i, oa.out.shape)) + ": " + num(x) + " in the case's layout, " + num(y) +
+      v.details.push_back("out" + index_text(flat_index(i, oa.out.shape)) + ": " + num(x) + " in the case's layout, " + num(y) +
                           " in " + alt.to_text());
       return v;
     }
@@ -342,6 +314,7 @@ Verdict layout_invariance(const attncheck_impl& impl, const Case& c, const Check
 }  // namespace
 
 Verdict check_property(Property p, const attncheck_impl& impl, const Case& c, const CheckOptions& opt) {
+  if (is_backward(p)) return check_backward_property(p, impl, c, opt);
   const uint64_t h = mix(std::hash<std::string>{}(c.to_text()));
   switch (p) {
     case Property::semantics:
@@ -398,6 +371,8 @@ Verdict check_property(Property p, const attncheck_impl& impl, const Case& c, co
           false, [](std::array<int64_t, 5>&) { return true; },
           "permuting keys and values jointly changed the output");
     }
+    default:  // the backward properties: above
+      break;
   }
   return {};
 }

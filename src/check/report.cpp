@@ -1,6 +1,8 @@
 #include <attncheck/report.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <map>
 #include <set>
@@ -100,12 +102,17 @@ std::string run_name(const PropertyOutcome& o) {
 }
 
 void print_table(std::ostream& out, const std::string& impl, const std::vector<VerifyRun>& runs) {
-  out << "  property             axes             dtype  checked  declined  vacuous  result\n";
+  // The property column fits the longest name shown (backward.* are longer).
+  int width = 20;
+  for (const auto& r : runs)
+    if (r.impl == impl) width = std::max(width, static_cast<int>(std::strlen(name_of(r.outcome.property))));
+  out << "  " << std::string("property") + std::string(static_cast<size_t>(width) - 8, ' ')
+      << " axes             dtype  checked  declined  vacuous  result\n";
   for (const auto& r : runs) {
     if (r.impl != impl) continue;
     const auto& o = r.outcome;
-    char line[200];
-    std::snprintf(line, sizeof line, "  %-20s %-16s %-6s %7d  %8d  %7d  %s\n", name_of(o.property),
+    char line[240];
+    std::snprintf(line, sizeof line, "  %-*s %-16s %-6s %7d  %8d  %7d  %s\n", width, name_of(o.property),
                   ref::name_of(o.axes), ref::name_of(o.dtype), o.checked, o.declined, o.vacuous, run_result(o));
     out << line;
   }
@@ -263,10 +270,13 @@ void print_failure(std::ostream& out, const PropertyOutcome& r, const std::strin
       << ref::name_of(c.axes) << " " << ref::name_of(c.dtype) << ", B=" << c.B
       << " C=" << c.C << " Cv=" << c.Cv << " heads=" << c.heads << " scale=" << c.scale << ", groups "
       << c.groups() << ", Sq " << c.Sq() << ", Sk " << c.Sk() << ", share " << name_of(c.share) << "\n";
-  for (int t = 0; t < 4; ++t)
-    out << "      " << role_name(t) << (t == 3 ? " " : "   ") << make_layout(c.layout[t], c.shape(t)).str()
+  for (int t = 0; t < c.roles(); ++t) {
+    const int value = t < 3 ? t : t == kRoleDout ? 3 : -1;  // inputs with values
+    const std::string name = role_name(t);
+    out << "      " << name << std::string((c.backward ? 5 : 4) - name.size(), ' ') << make_layout(c.layout[t], c.shape(t)).str()
         << (c.misaligned(t) ? " misaligned" : "")
-        << (t < 3 ? std::string(" values ") + name_of(c.values[t].kind) : std::string()) << "\n";
+        << (value >= 0 ? std::string(" values ") + name_of(c.values[value].kind) : std::string()) << "\n";
+  }
   out << "    replay: " << replay << "\n";
 }
 

@@ -20,6 +20,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <exception>
+#include <functional>
 #include <iostream>
 #include <memory>
 #include <new>
@@ -144,8 +145,12 @@ void on_terminate() {
   child_exit_threw(what);
 }
 
-[[noreturn]] void child(const attncheck_impl& impl, GuardedCase& g, CallPage& page, int output_fd,
-                        const RunOptions& opt, size_t address_limit) {
+// One call of an implementation's entry point (forward or backward) on
+// the case's memory, with its message buffer.
+using Call = std::function<int(char* message, size_t size)>;
+
+[[noreturn]] void child(const Call& call, GuardedCase& g, CallPage& page, int output_fd, const RunOptions& opt,
+                        size_t address_limit) {
   if (g_fork_hooks.child) g_fork_hooks.child();
   g_case = &g;
   g_page = &page;
@@ -180,7 +185,7 @@ void on_terminate() {
   // Whatever happens, this process never returns into the suite.
   try {
     g.protect_inputs(true);
-    const int s = call_attention(impl, g.call(), page.message(), kMessageSize);
+    const int s = call(page.message(), kMessageSize);
     ChildReport& r = page.report();
     r.status = s;
     r.state = ChildReport::returned;
@@ -205,7 +210,7 @@ RunResult finish(GuardedCase& g, RunResult r) {
   return r;
 }
 
-RunResult run_in_process(const attncheck_impl& impl, GuardedCase& g) {
+RunResult run_in_process(const Call& call, GuardedCase& g) {
   RunResult result;
   CallPage page(false);
   if (!page.ok()) {
@@ -214,7 +219,7 @@ RunResult run_in_process(const attncheck_impl& impl, GuardedCase& g) {
   }
   g.protect_inputs(true);
   try {
-    result.status = call_attention(impl, g.call(), page.message(), kMessageSize);
+    result.status = call(page.message(), kMessageSize);
     result.message = page.message_text();
   } catch (...) {
     result.status = ATTNCHECK_FAILED;
@@ -224,7 +229,7 @@ RunResult run_in_process(const attncheck_impl& impl, GuardedCase& g) {
   return finish(g, result);
 }
 
-RunResult run_forked(const attncheck_impl& impl, GuardedCase& g, const RunOptions& opt) {
+RunResult run_forked(const Call& call, GuardedCase& g, const RunOptions& opt) {
   RunResult result;
   CallPage page(true);
   if (!page.ok()) {
@@ -250,7 +255,7 @@ RunResult run_forked(const attncheck_impl& impl, GuardedCase& g, const RunOption
     result.error = std::string("fork failed: ") + std::strerror(errno);
     return result;
   }
-  if (pid == 0) child(impl, g, page, output_fd, opt, address_limit);
+  if (pid == 0) child(call, g, page, output_fd, opt, address_limit);
   setpgid(pid, pid);  // as the child does: whichever runs first
   const double limit = time_limit(g.spec(), opt);
   int wstatus = 0;
@@ -330,7 +335,26 @@ RunResult run_call(const attncheck_impl& impl, GuardedCase& g, const RunOptions&
     return result;
 #endif
   }
-  return opt.fork ? run_forked(impl, g, opt) : run_in_process(impl, g);
+  const Call call = [&](char* message, size_t size) { return call_attention(impl, g.call(), message, size); };
+  return opt.fork ? run_forked(call, g, opt) : run_in_process(call, g);
+}
+
+int call_backward(const attncheck_backward_impl& impl, const attncheck_attention_backward* call, char* message,
+                  size_t size) {
+  using Raw = int (*)(const attncheck_attention_backward*, char*, size_t);
+  return reinterpret_cast<Raw>(reinterpret_cast<void (*)()>(impl.backward))(call, message, size);
+}
+
+RunResult run_backward_call(const attncheck_backward_impl& impl, GuardedCase& g, const RunOptions& opt) {
+  if (impl.device_type != kDLCPU) {
+    RunResult result;
+    result.error = "backward calls on a device are not supported by this build of attncheck (CPU only)";
+    return result;
+  }
+  const Call call = [&](char* message, size_t size) {
+    return call_backward(impl, g.backward_call(), message, size);
+  };
+  return opt.fork ? run_forked(call, g, opt) : run_in_process(call, g);
 }
 
 }  // namespace attncheck

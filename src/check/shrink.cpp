@@ -67,10 +67,26 @@ Case shrink_case(const Case& start, const std::function<bool(const Case&)>& stil
         }
       }
     }
+    // Positions folded onto one axis, one fewer: (Hk, Wk) = (2, 3) may fail
+    // where no single size shrinks without passing, and (1, 5) fail too.
+    for (bool key : {false, true}) {
+      if (best.axes == Axes::temporal || (key && best.share == Share::qk_same)) continue;
+      const int64_t S = key ? best.Sk() : best.Sq();
+      const int64_t W = key ? best.Wk : best.Wq;
+      if (S <= 2 || W == S) continue;
+      progress |= attempt([&](Case& c) {
+        int64_t& t = key ? c.Tk : c.Tq;
+        int64_t& h = key ? c.Hk : c.Hq;
+        int64_t& w = key ? c.Wk : c.Wq;
+        if (c.axes == Axes::spatiotemporal) t = 1;
+        h = 1, w = S - 1;
+        if (c.share == Share::qk_same) c.Tk = c.Tq, c.Hk = c.Hq, c.Wk = c.Wq;
+      });
+    }
     // Sharing.
     if (best.share != Share::none) progress |= attempt([](Case& c) { c.share = Share::none; });
     // Layouts: whole recipe plain, then one field at a time.
-    for (int t = 0; t < 4; ++t) {
+    for (int t = 0; t < best.roles(); ++t) {
       progress |= attempt([&](Case& c) { c.layout[t] = LayoutRecipe{}; });
       progress |= attempt([&](Case& c) { c.layout[t].broadcast = 0; });
       progress |= attempt([&](Case& c) { c.layout[t].order = 0; });
@@ -82,7 +98,8 @@ Case shrink_case(const Case& start, const std::function<bool(const Case&)>& stil
       progress |= attempt([&](Case& c) { c.layout[t].size1_stride = 0; });
     }
     // Values and scale.
-    for (int t = 0; t < 3; ++t) progress |= attempt([&](Case& c) { c.values[t].kind = ValueKind::normal; });
+    for (int t = 0; t < (best.backward ? 4 : 3); ++t)
+      progress |= attempt([&](Case& c) { c.values[t].kind = ValueKind::normal; });
     progress |= attempt([](Case& c) { c.scale = 1 / std::sqrt(static_cast<double>(c.D())); });
     progress |= attempt([](Case& c) { c.flush_high = false; });
   }

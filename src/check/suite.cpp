@@ -63,6 +63,7 @@ CheckOptions check_options(const SuiteOptions& opt) {
   c.strict = opt.strict;
   c.no_declines = opt.no_declines;
   c.precision = opt.precision;
+  c.backward = opt.backward;
   return c;
 }
 

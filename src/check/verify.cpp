@@ -95,6 +95,28 @@ int run_verify(const VerifyOptions& opt, std::ostream& out, std::ostream& err, s
     return verify_replay(command, p, c, replay_options);
   };
 
+  // The properties each implementation runs: the forward's, and the
+  // backward's where it has a backward (asked for with --pass backward and
+  // missing, each such run is not verified, with the reason).
+  auto properties_of = [&](const attncheck_impl& impl) {
+    std::vector<std::pair<Property, std::string>> v;
+    const bool has_backward = plugin && plugin->find_backward(impl.name);
+    for (Property p : opt.properties) {
+      if (!is_backward(p)) {
+        if (opt.forward) v.push_back({p, ""});
+      } else if (opt.backward && has_backward) {
+        v.push_back({p, ""});
+      } else if (opt.backward && opt.backward_asked) {
+        v.push_back({p, std::string(impl.name) + " has no backward (its library exports no attncheck_backward_impls "
+                                                  "entry for it)"});
+      }
+    }
+    return v;
+  };
+  auto backward_of = [&](const attncheck_impl& impl) {
+    return plugin ? plugin->find_backward(impl.name) : nullptr;
+  };
+
   const auto t0 = std::chrono::steady_clock::now();
   std::vector<Run> runs;
   std::map<std::string, Coverage> coverage;
@@ -107,12 +129,15 @@ int run_verify(const VerifyOptions& opt, std::ostream& out, std::ostream& err, s
       err << "attncheck: --case: " << e.what() << "\n";
       return kExitError;
     }
-    for (const auto& impl : impls)
-      for (Property p : opt.properties) {
+    for (const auto& impl : impls) {
+      SuiteOptions copt = sopt;
+      copt.backward = backward_of(impl);
+      for (const auto& [p, missing] : properties_of(impl)) {
         Run r{impl.name, {}, replay_line(impl, p, c)};
         if (no_device.count(impl.name)) r.outcome.skipped = no_device[impl.name];
+        else if (!missing.empty()) r.outcome.skipped = missing;
         else if (!property_accepts(p, c)) r.outcome.skipped = "the case is not one this property checks";
-        else r.outcome = run_case(impl, p, c, sopt);
+        else r.outcome = run_case(impl, p, c, copt);
         r.outcome.property = p, r.outcome.axes = c.axes, r.outcome.dtype = c.dtype;
         const std::string why = r.outcome.error.empty() ? r.outcome.not_verified() : r.outcome.error;
         out << impl.name << " " << name_of(p) << ": " << run_result(r.outcome)
@@ -120,9 +145,12 @@ int run_verify(const VerifyOptions& opt, std::ostream& out, std::ostream& err, s
         if (r.outcome.failure) print_failure(out, r.outcome, r.replay);
         runs.push_back(std::move(r));
       }
+    }
   } else {
     for (const auto& impl : impls) {
       SuiteOptions iopt = sopt;
+      iopt.backward = backward_of(impl);
+      const auto properties = properties_of(impl);
       if (!opt.brief)
         out << "verifying " << impl.name << " from " << source << " (seed " << opt.seed << ", "
             << opt.cases << " cases per property, axes family and dtype)\n";
@@ -132,15 +160,15 @@ int run_verify(const VerifyOptions& opt, std::ostream& out, std::ostream& err, s
               << " (" << describe(contract_for(dt, opt.precision), dt) << ")\n";
       for (DType dt : opt.dtypes)
         for (Axes ax : opt.axes)
-          for (Property p : opt.properties) {
+          for (const auto& [p, missing] : properties) {
             if (opt.interrupted && opt.interrupted()) {
               err << "attncheck: interrupted\n";
               return kExitError;
             }
             Run r{impl.name, {}, ""};
-            if (no_device.count(impl.name)) {
+            if (no_device.count(impl.name) || !missing.empty()) {
               r.outcome.property = p, r.outcome.axes = ax, r.outcome.dtype = dt;
-              r.outcome.skipped = no_device[impl.name];
+              r.outcome.skipped = missing.empty() ? no_device[impl.name] : missing;
               runs.push_back(std::move(r));
               continue;
             }

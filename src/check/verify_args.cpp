@@ -9,8 +9,13 @@ const char* const kVerifyOptionsHelp =
     "\n"
     "  --impl NAME          only this implementation (default: every one in the library)\n"
     "  --property LIST      semantics, layout_invariance, memory, group_independence,\n"
-    "                       query_permutation, key_permutation, head_independence, robustness\n"
-    "                       (default: all eight)\n"
+    "                       query_permutation, key_permutation, head_independence, robustness;\n"
+    "                       backward.semantics, backward.layout_invariance, backward.memory,\n"
+    "                       backward.group_independence, backward.head_independence\n"
+    "                       (default: every one of the passes run)\n"
+    "  --pass LIST          forward, backward (default: forward, and backward wherever the\n"
+    "                       library exports it; asked for, an implementation without one is\n"
+    "                       not verified)\n"
     "  --axes LIST          spatial, temporal, spatiotemporal (default: all three)\n"
     "  --dtype LIST         f32, f64, f16, bf16 (default: f32)\n"
     "  --precision P        the precision contract f16 and bf16 are checked under (default fused):\n"
@@ -76,7 +81,7 @@ std::string parse_verify_args(const std::vector<std::string>& args, VerifyOption
     try {
       if (a == "--impl" || a == "--cases" || a == "--seed" || a == "--axes" || a == "--dtype" || a == "--json" ||
           a == "--junit" || a == "--case" || a == "--property" || a == "--timeout" || a == "--memory-limit" ||
-          a == "--precision") {
+          a == "--precision" || a == "--pass") {
         if (i + 1 >= args.size()) return a + " needs a value";
         const std::string& v = args[++i];
         if (a == "--impl") {
@@ -116,6 +121,14 @@ std::string parse_verify_args(const std::vector<std::string>& args, VerifyOption
           opt.junit = v;
         } else if (a == "--case") {
           opt.case_text = v;
+        } else if (a == "--pass") {
+          opt.forward = opt.backward = false;
+          for (const auto& x : split_list(v)) {
+            if (x == "forward") opt.forward = true;
+            else if (x == "backward") opt.backward = true;
+            else return "--pass takes forward and backward, not '" + x + "'";
+          }
+          opt.backward_asked = opt.backward;
         } else if (a == "--property") {
           if (!explicit_properties) opt.properties.clear();
           explicit_properties = true;

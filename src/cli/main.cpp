@@ -56,7 +56,8 @@ int cmd_list(const std::vector<std::string>& args) {
     auto plugin = args.empty() ? attncheck::Plugin::builtin() : attncheck::Plugin::load(args[0]);
     std::cout << plugin->path() << "\n";
     for (const auto& impl : plugin->impls())
-      std::cout << "  " << impl.name << "  (" << device_name(impl.device_type) << ")\n";
+      std::cout << "  " << impl.name << "  (" << device_name(impl.device_type)
+                << (plugin->find_backward(impl.name) ? ", forward and backward" : "") << ")\n";
     return 0;
   } catch (const attncheck::LoadError& e) {
     std::cerr << "attncheck: " << e.what() << "\n";

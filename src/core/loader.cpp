@@ -59,7 +59,44 @@ std::shared_ptr<Plugin> Plugin::load(const std::string& path) {
       throw fail("implementation '" + std::string(impl.name) + "' has a null attention function");
     p->impls_.push_back(impl);
   }
+  // The optional backward table: each entry names a forward implementation
+  // of this library, on the same device.
+  using BackwardEntry = const attncheck_backward_impl* (*)(int, size_t*);
+  if (auto bentry = reinterpret_cast<BackwardEntry>(dlsym(p->handle_, "attncheck_backward_impls"))) {
+    size_t bcount = 0;
+    const attncheck_backward_impl* barr = bentry(ATTNCHECK_BACKWARD_ABI_VERSION, &bcount);
+    if (barr == nullptr)
+      throw fail("does not serve attncheck backward ABI version " + std::to_string(ATTNCHECK_BACKWARD_ABI_VERSION) +
+                 " (attncheck_backward_impls returned NULL)");
+    if (bcount > count) throw fail("declares more backward implementations than forward ones");
+    std::set<std::string> bnames;
+    for (size_t i = 0; i < bcount; ++i) {
+      const attncheck_backward_impl& b = barr[i];
+      if (!valid_impl_name(b.name))
+        throw fail("backward implementation " + std::to_string(i) + " has an invalid name" +
+                   (b.name ? " '" + std::string(b.name) + "'" : std::string(" (null)")) + " (expected [a-z0-9_.-]+)");
+      if (!bnames.insert(b.name).second)
+        throw fail("backward implementation name '" + std::string(b.name) + "' appears twice");
+      const attncheck_impl* forward = nullptr;
+      for (const auto& f : p->impls_)
+        if (std::strcmp(f.name, b.name) == 0) forward = &f;
+      if (forward == nullptr)
+        throw fail("backward implementation '" + std::string(b.name) + "' names no forward implementation");
+      if (b.device_type != forward->device_type)
+        throw fail("backward implementation '" + std::string(b.name) + "' has device_type " +
+                   std::to_string(b.device_type) + ", its forward " + std::to_string(forward->device_type));
+      if (b.backward == nullptr)
+        throw fail("backward implementation '" + std::string(b.name) + "' has a null backward function");
+      p->backward_.push_back(b);
+    }
+  }
   return p;
+}
+
+const attncheck_backward_impl* Plugin::find_backward(const std::string& name) const {
+  for (const auto& b : backward_)
+    if (name == b.name) return &b;
+  return nullptr;
 }
 
 std::vector<std::string> Plugin::builtin_candidates() {
