@@ -13,6 +13,7 @@
 // All use the same thread count (ATTNCHECK_CPU_THREADS, else the hardware's).
 #include "cpu_attention.h"
 #include "shapes.h"
+#include "strided_tensor.h"
 
 #ifdef ATTNCHECK_BENCH_REFERENCE
 #include <impls/reference_f32/reference_f32.h>
@@ -44,30 +45,8 @@ using attncheck::bench::kShapes;
 using attncheck::bench::LayoutKind;
 using attncheck::bench::Shape;
 
-int threads() {
-  if (const char* e = std::getenv("ATTNCHECK_CPU_THREADS"); e && std::atoi(e) > 0) return std::atoi(e);
-  return std::max(1u, std::thread::hardware_concurrency());
-}
-
-// A (B, C, T, H, W) float tensor stored in a given dimension order.
-struct Tensor {
-  std::array<int64_t, 5> shape{}, stride{};
-  std::vector<float> data;
-  DLTensor dl{};
-  Tensor(const Shape& s, const LayoutKind& l, uint64_t seed) {
-    shape = {s.B, s.C, s.T, s.H, s.W};
-    int64_t n = 1;
-    for (int i = 4; i >= 0; --i) {
-      stride[l.order[i]] = n;
-      n *= shape[l.order[i]];
-    }
-    data.resize(static_cast<size_t>(n));
-    std::mt19937 rng(static_cast<uint32_t>(seed));
-    std::normal_distribution<float> dist;
-    for (auto& x : data) x = dist(rng);
-    dl = DLTensor{data.data(), {kDLCPU, 0}, 5, {kDLFloat, 32, 1}, shape.data(), stride.data(), 0};
-  }
-};
+using attncheck::bench::Tensor;
+using attncheck::bench::threads;
 
 struct Problem {
   Shape s;
@@ -231,6 +210,7 @@ int main(int argc, char** argv) {
         ->Unit(benchmark::kMillisecond)
         ->UseRealTime();
   }
+  attncheck::bench::register_backward_benchmarks();
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
   return 0;

@@ -44,6 +44,26 @@ const char* dtype_name(DLDataType dtype);
 bool validate_call(const attncheck_attention* call, CallShape* shape,
                    std::string* error);
 
+// The sizes of a backward call: the forward's, plus the effective strides of
+// the gradient tensors, in (B, C, T, H, W) order: dout, dq, dk, dv.
+struct BackwardCallShape {
+  CallShape forward;
+  std::array<std::array<int64_t, 5>, 4> grad_strides{};
+};
+enum BackwardTensor { kDout = 0, kDq = 1, kDk = 2, kDv = 3 };
+
+// Checks a backward call: q, k, v, out as validate_call checks them; dout
+// shaped like out, dq like q, dk like k, dv like v, each passing the same
+// per-tensor checks (dout may have zero strides, dq, dk and dv may not), all
+// of one dtype and device; and dq, dk and dv sharing no byte with each other
+// or with q, k, v, out or dout. The overlap test is exact: disjoint byte
+// extents pass at once; intersecting ones are decided element by element
+// (addresses only, no element is read), and a view too large for that
+// (over 2^24 distinct addresses) is given the benefit of the doubt. Fills
+// *shape on success; otherwise writes one line to *error.
+bool validate_backward_call(const attncheck_attention_backward* call, BackwardCallShape* shape,
+                            std::string* error);
+
 // Copies a message into an implementation's message buffer (NUL-terminated,
 // truncated to fit; nothing when buffer is null or size is 0).
 void write_message(char* buffer, size_t size, const std::string& text);

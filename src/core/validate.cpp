@@ -1,9 +1,11 @@
 #include <attncheck/validate.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
 #include <type_traits>
+#include <vector>
 
 namespace attncheck {
 
@@ -42,10 +44,10 @@ bool fail(std::string* error, const std::string& text) {
   return false;
 }
 
-// Checks one tensor on its own; fills its effective strides.
-bool check_tensor(const DLTensor* t, int which, std::array<int64_t, 5>& strides,
-                  std::string* error) {
-  const std::string name = kNames[which];
+// Checks one tensor on its own; fills its effective strides. `output`:
+// written by the call, so no zero stride.
+bool check_named_tensor(const DLTensor* t, const std::string& name, bool output,
+                        std::array<int64_t, 5>& strides, std::string* error) {
   if (t == nullptr) return fail(error, name + ": tensor pointer is null");
   if (t->ndim != 5)
     return fail(error, name + ": ndim is " + std::to_string(t->ndim) +
@@ -83,9 +85,9 @@ bool check_tensor(const DLTensor* t, int which, std::array<int64_t, 5>& strides,
       if (strides[d] < 0)
         return fail(error, name + ": strides[" + std::to_string(d) + "] (" + kDims[d] +
                                ") is " + std::to_string(strides[d]) + ", must be >= 0");
-      if (which == 3 && strides[d] == 0)
+      if (output && strides[d] == 0)
         return fail(error, name + ": strides[" + std::to_string(d) + "] (" + kDims[d] +
-                               ") is 0; out may not be a broadcast view");
+                               ") is 0; " + name + " may not be a broadcast view");
     }
   }
   // The last element's byte offset must fit in int64 (and so in a pointer
@@ -103,6 +105,11 @@ bool check_tensor(const DLTensor* t, int which, std::array<int64_t, 5>& strides,
       __builtin_add_overflow(bytes, static_cast<int64_t>(t->byte_offset), &bytes))
     return fail(error, name + ": byte extent (byte_offset + strides times shape) overflows int64");
   return true;
+}
+
+bool check_tensor(const DLTensor* t, int which, std::array<int64_t, 5>& strides,
+                  std::string* error) {
+  return check_named_tensor(t, kNames[which], which == 3, strides, error);
 }
 
 bool same_dtype(DLDataType a, DLDataType b) {
@@ -213,6 +220,115 @@ bool validate_call(const attncheck_attention* call, CallShape* out_shape,
   }
   mul(mul(s.groups, s.heads), mul(s.Sq, s.Sk));
   if (ovf) return fail(error, "call: groups x heads x Sq x Sk overflows int64");
+  if (out_shape) *out_shape = s;
+  return true;
+}
+
+}  // namespace attncheck
+
+// The backward call (issue 19). Additive: validate_call is untouched.
+namespace attncheck {
+namespace {
+
+// Beyond this many distinct addresses in the shared byte range, an overlap
+// is not decided (the benefit of the doubt); no legal layout of the tests or
+// the benchmarks comes near it.
+constexpr int64_t kMaxOverlapAddresses = int64_t{1} << 24;
+
+struct Extent {
+  uintptr_t lo = 0, hi = 0;  // bytes [lo, hi) hold every element
+};
+
+Extent extent_of(const DLTensor* t, const std::array<int64_t, 5>& st) {
+  const int64_t es = dtype_size(t->dtype);
+  Extent e;
+  e.lo = reinterpret_cast<uintptr_t>(t->data) + static_cast<uintptr_t>(t->byte_offset);
+  int64_t span = 0;
+  for (int d = 0; d < 5; ++d) span += (t->shape[d] - 1) * st[d];  // checked by check_named_tensor
+  e.hi = e.lo + static_cast<uintptr_t>(span * es + es);
+  return e;
+}
+
+// The sorted distinct element addresses of a view that fall in [lo, hi);
+// false when there are too many to list.
+bool addresses_in(const DLTensor* t, const std::array<int64_t, 5>& st, uintptr_t lo, uintptr_t hi,
+                  std::vector<uintptr_t>& out) {
+  const int64_t es = dtype_size(t->dtype);
+  int64_t size[5], stride[5], n = 0, count = 1;
+  for (int d = 0; d < 5; ++d)
+    if (t->shape[d] > 1 && st[d] != 0) {  // broadcast dims repeat the same addresses
+      size[n] = t->shape[d], stride[n] = st[d] * es, ++n;
+      if (__builtin_mul_overflow(count, t->shape[d], &count) || count > kMaxOverlapAddresses) return false;
+    }
+  const uintptr_t base = reinterpret_cast<uintptr_t>(t->data) + static_cast<uintptr_t>(t->byte_offset);
+  int64_t idx[5] = {0, 0, 0, 0, 0};
+  for (int64_t i = 0; i < count; ++i) {
+    uintptr_t a = base;
+    for (int d = 0; d < n; ++d) a += static_cast<uintptr_t>(idx[d] * stride[d]);
+    if (a + es > lo && a < hi) out.push_back(a);
+    for (int d = n - 1; d >= 0 && ++idx[d] == size[d]; --d) idx[d] = 0;
+  }
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return true;
+}
+
+// Whether two views of the same element size share a byte.
+bool views_overlap(const DLTensor* a, const std::array<int64_t, 5>& sa, const DLTensor* b,
+                   const std::array<int64_t, 5>& sb) {
+  const Extent ea = extent_of(a, sa), eb = extent_of(b, sb);
+  const uintptr_t lo = std::max(ea.lo, eb.lo), hi = std::min(ea.hi, eb.hi);
+  if (lo >= hi) return false;
+  std::vector<uintptr_t> xa, xb;
+  if (!addresses_in(a, sa, lo, hi, xa) || !addresses_in(b, sb, lo, hi, xb)) return false;
+  const uintptr_t es = static_cast<uintptr_t>(dtype_size(a->dtype));
+  size_t j = 0;
+  for (uintptr_t x : xa) {  // elements [x, x+es) and [y, y+es) meet when |x - y| < es
+    while (j < xb.size() && xb[j] + es <= x) ++j;
+    if (j < xb.size() && xb[j] < x + es) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+bool validate_backward_call(const attncheck_attention_backward* call, BackwardCallShape* out_shape,
+                            std::string* error) {
+  if (call == nullptr) return fail(error, "call: pointer is null");
+  const attncheck_attention forward{call->axes, call->q, call->k, call->v, const_cast<DLTensor*>(call->out),
+                                    call->heads, call->scale};
+  BackwardCallShape s;
+  if (!validate_call(&forward, &s.forward, error)) return false;
+  const char* names[4] = {"dout", "dq", "dk", "dv"};
+  const DLTensor* grads[4] = {call->dout, call->dq, call->dk, call->dv};
+  const DLTensor* like[4] = {call->out, call->q, call->k, call->v};
+  const char* like_names[4] = {"out", "q", "k", "v"};
+  for (int i = 0; i < 4; ++i) {
+    if (!check_named_tensor(grads[i], names[i], i != kDout, s.grad_strides[i], error)) return false;
+    for (int d = 0; d < 5; ++d)
+      if (grads[i]->shape[d] != like[i]->shape[d])
+        return fail(error, std::string(names[i]) + ": shape[" + std::to_string(d) + "] (" + kDims[d] + ") is " +
+                               std::to_string(grads[i]->shape[d]) + ", expected " +
+                               std::to_string(like[i]->shape[d]) + " (" + like_names[i] + "'s)");
+    if (!same_dtype(grads[i]->dtype, call->q->dtype))
+      return fail(error, std::string(names[i]) + ": dtype " + dtype_name(grads[i]->dtype) + " differs from q's " +
+                             dtype_name(call->q->dtype));
+    if (grads[i]->device.device_type != call->q->device.device_type ||
+        grads[i]->device.device_id != call->q->device.device_id)
+      return fail(error, std::string(names[i]) + ": device differs from q's");
+  }
+  // dq, dk and dv against each other and against every input.
+  const DLTensor* all[8] = {call->dq, call->dk, call->dv, call->q, call->k, call->v, call->out, call->dout};
+  const char* all_names[8] = {"dq", "dk", "dv", "q", "k", "v", "out", "dout"};
+  const std::array<int64_t, 5>* all_strides[8] = {&s.grad_strides[kDq], &s.grad_strides[kDk],
+                                                  &s.grad_strides[kDv], &s.forward.strides[0],
+                                                  &s.forward.strides[1], &s.forward.strides[2],
+                                                  &s.forward.strides[3], &s.grad_strides[kDout]};
+  for (int i = 0; i < 3; ++i)
+    for (int j = i + 1; j < 8; ++j)
+      if (views_overlap(all[i], *all_strides[i], all[j], *all_strides[j]))
+        return fail(error, std::string(all_names[i]) + ": shares memory with " + all_names[j] +
+                               " (dq, dk and dv may overlap neither each other nor an input)");
   if (out_shape) *out_shape = s;
   return true;
 }

@@ -30,3 +30,22 @@ extern "C" __attribute__((visibility("default"))) const attncheck_impl* attnchec
   if (count) *count = sizeof(kImpls) / sizeof(kImpls[0]);
   return kImpls;
 }
+
+namespace {
+
+// The gradients of the forward implementations above, under their names.
+const attncheck_backward_impl kBackwardImpls[] = {
+#ifdef ATTNCHECK_HAVE_CPU
+    {"cpu", kDLCPU, &attncheck::cpu::backward},
+#endif
+    {"reference_f32", kDLCPU, &attncheck::reference_f32::backward},
+};
+
+}  // namespace
+
+extern "C" __attribute__((visibility("default"))) const attncheck_backward_impl*
+attncheck_backward_impls(int abi_version, size_t* count) {
+  if (abi_version != ATTNCHECK_BACKWARD_ABI_VERSION) return nullptr;
+  if (count) *count = sizeof(kBackwardImpls) / sizeof(kBackwardImpls[0]);
+  return kBackwardImpls;
+}

@@ -4,6 +4,7 @@
 #include "cpu_attention.h"
 
 #include "plan.h"
+#include "settings.h"
 #include "thread_pool.h"
 
 #include <attncheck/validate.h>
@@ -92,10 +93,9 @@ IndexMap map(std::initializer_list<std::pair<int64_t, int64_t>> dims) {
   return m;
 }
 
-// Builds the view of tensor `which` (0 q, 1 k, 2 v, 3 out) for the axes.
-View make_view(const attncheck_attention* call, const CallShape& s, int which) {
-  const DLTensor* t = which == 0 ? call->q : which == 1 ? call->k : which == 2 ? call->v : call->out;
-  const auto& st = s.strides[which];
+}  // namespace
+
+View make_view(const DLTensor* t, const std::array<int64_t, 5>& st, const CallShape& s) {
   const int64_t T = t->shape[2], H = t->shape[3], W = t->shape[4];
   View v;
   v.base = static_cast<char*>(t->data) + t->byte_offset;
@@ -115,6 +115,14 @@ View make_view(const attncheck_attention* call, const CallShape& s, int which) {
       break;
   }
   return v;
+}
+
+namespace {
+
+// Builds the view of tensor `which` (0 q, 1 k, 2 v, 3 out) for the axes.
+View view_of(const attncheck_attention* call, const CallShape& s, int which) {
+  const DLTensor* t = which == 0 ? call->q : which == 1 ? call->k : which == 2 ? call->v : call->out;
+  return make_view(t, s.strides[which], s);
 }
 
 // Key tile: fixes every output's reduction order, so a function of the shape
@@ -167,10 +175,10 @@ attncheck_status make_plan(const attncheck_attention* call, const ArchKernels& K
   p.Sq = s.Sq;
   p.Sk = s.Sk;
   p.scale = call->scale;
-  p.q = make_view(call, s, 0);
-  p.k = make_view(call, s, 1);
-  p.v = make_view(call, s, 2);
-  p.out = make_view(call, s, 3);
+  p.q = view_of(call, s, 0);
+  p.k = view_of(call, s, 1);
+  p.v = view_of(call, s, 2);
+  p.out = view_of(call, s, 3);
   auto key_major = [](const View& v) {
     const int64_t pos_step = v.position.stride[v.position.n - 1];
     return v.channel_stride <= pos_step;
@@ -199,6 +207,13 @@ int threads_for(const Plan& p, int configured) {
 }
 
 }  // namespace
+
+CallSettings lock_call_settings() {
+  std::unique_lock<std::mutex> lock(settings().mutex);
+  const ArchKernels& K = settings().forced ? *settings().forced : best();
+  const int threads = settings().threads >= 1 ? settings().threads : default_threads();
+  return CallSettings{std::move(lock), &K, threads, settings().threads >= 1, &settings().pool};
+}
 
 void set_threads(int n) {
   std::lock_guard<std::mutex> lock(settings().mutex);

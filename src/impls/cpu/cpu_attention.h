@@ -11,6 +11,12 @@ namespace attncheck::cpu {
 // The `cpu` implementation's entry point, ABI signature.
 attncheck_status attention(const attncheck_attention* call, char* message, size_t message_size);
 
+// The backward pass (FlashAttention-2 style, backward.cpp): the same dtypes,
+// layouts, threads and instruction sets as the forward, bitwise deterministic
+// across layouts and thread counts. Reads `out` for the row term
+// sum_e dout*out.
+attncheck_status backward(const attncheck_attention_backward* call, char* message, size_t message_size);
+
 // Threads used by later calls: n >= 1, or 0 for the default (env
 // ATTNCHECK_CPU_THREADS, else hardware concurrency).
 void set_threads(int n);

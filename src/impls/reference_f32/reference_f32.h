@@ -10,4 +10,8 @@ namespace attncheck::reference_f32 {
 
 attncheck_status attention(const attncheck_attention* call, char* message, size_t message_size);
 
+// The backward pass: the spec's formulas as plain loops, float accumulation,
+// the same dtypes as the forward (f32, and f16 / bf16 computed in float).
+attncheck_status backward(const attncheck_attention_backward* call, char* message, size_t message_size);
+
 }  // namespace attncheck::reference_f32
