@@ -57,11 +57,7 @@ void check_args(const AttentionArgs& a) {
               std::to_string(q[1]) + " and Cv " + std::to_string(v[1]));
 }
 
-namespace {
-
-// (B, C, T, H, W) -> (N, heads, C/heads, S): the groups of the axes family,
-// channels split into heads.
-View to_groups(const View& x, Axes axes, int64_t heads, Wrong w) {
+View group(const View& x, Axes axes, int64_t heads, Wrong w) {
   const auto s = x.shape();
   const int64_t B = s[0], C = s[1], T = s[2], H = s[3], W = s[4];
   const bool permute_first = w != Wrong::reshape_without_permute;
@@ -83,14 +79,16 @@ View to_groups(const View& x, Axes axes, int64_t heads, Wrong w) {
   return reshape(g, {N, heads, C / heads, S});
 }
 
-// (N, heads, Dv, S) -> (B, Cv, T, H, W) of the query tensor's shape.
-Tensor from_groups(const View& o, Axes axes, const std::vector<int64_t>& qshape, int64_t Cv,
-                   Wrong w) {
-  const int64_t B = qshape[0], T = qshape[2], H = qshape[3], W = qshape[4];
+namespace {
+
+// (N, heads, c, S) -> (B, heads*c, T, H, W), T, H, W those of `positions`
+// (a (B, ., T, H, W) shape): the inverse of group.
+Tensor from_groups(const View& o, Axes axes, const std::vector<int64_t>& positions, Wrong w) {
+  const int64_t B = positions[0], T = positions[2], H = positions[3], W = positions[4];
   const int64_t N = o.shape()[0], heads = o.shape()[1], Dv = o.shape()[2], S = o.shape()[3];
-  View g = w == Wrong::heads_interleaved
-               ? reshape(permute(o, {0, 2, 1, 3}), {N, Cv, S})
-               : reshape(o, {N, heads * Dv, S});
+  const int64_t Cv = heads * Dv;
+  View g = w == Wrong::heads_interleaved ? reshape(permute(o, {0, 2, 1, 3}), {N, Cv, S})
+                                         : reshape(o, {N, Cv, S});
   const bool permute_back = w != Wrong::reshape_without_permute;
   switch (axes) {
     case Axes::spatial:
@@ -109,22 +107,26 @@ Tensor from_groups(const View& o, Axes axes, const std::vector<int64_t>& qshape,
 
 AttentionTrace trace_attention(const AttentionArgs& a, Wrong w) {
   check_args(a);
-  const View q = to_groups(a.q, a.axes, a.heads, w);  // (N, heads, D, Sq)
-  const View k = to_groups(a.k, a.axes, a.heads, w);  // (N, heads, D, Sk)
-  const View v = to_groups(a.v, a.axes, a.heads, w);  // (N, heads, Dv, Sk)
+  const View q = group(a.q, a.axes, a.heads, w);  // (N, heads, D, Sq)
+  const View k = group(a.k, a.axes, a.heads, w);  // (N, heads, D, Sk)
+  const View v = group(a.v, a.axes, a.heads, w);  // (N, heads, Dv, Sk)
   const View qk[2] = {q, k};
   Tensor logits = scaled(einsum("ngdp,ngdr->ngpr", qk).view(), a.scale);
   Tensor P = softmax(logits.view(), w == Wrong::softmax_over_queries ? 2 : 3);
   const View pv[2] = {P.view(), v};
   Tensor o = einsum("ngpr,ngdr->ngdp", pv);  // (N, heads, Dv, Sq)
-  Tensor out = from_groups(o.view(), a.axes, a.q.shape(), a.v.shape()[1], w);
+  Tensor out = from_groups(o.view(), a.axes, a.q.shape(), w);
   return {q, k, v, std::move(logits), std::move(P), std::move(o), std::move(out)};
 }
 
 Tensor attention(const AttentionArgs& a, Wrong w) { return trace_attention(a, w).out; }
 
+Tensor ungroup(const View& grouped, const AttentionArgs& a, Positions at, Wrong w) {
+  return from_groups(grouped, a.axes, at == Positions::key ? a.k.shape() : a.q.shape(), w);
+}
+
 Tensor ungroup(const View& grouped, const AttentionArgs& a, Wrong w) {
-  return from_groups(grouped, a.axes, a.q.shape(), a.v.shape()[1], w);
+  return ungroup(grouped, a, Positions::query, w);
 }
 
 }  // namespace attncheck::ref

@@ -51,7 +51,20 @@ struct AttentionTrace {
 };
 AttentionTrace trace_attention(const AttentionArgs& a, Wrong semantics = Wrong::none);
 
-// A tensor shaped like trace.o, laid out as out: (B, Cv, Tq, Hq, Wq).
+// Whose positions a (B, channels, T, H, W) tensor has: the queries' (q, out,
+// and the gradients dout, dq) or the keys' (k, v, dk, dv).
+enum class Positions { query, key };
+
+// (B, C, T, H, W) -> (N groups, heads, C/heads, S): the axes family's groups
+// with channels split into heads, exactly as the forward reads q, k and v (a
+// view of x's memory where the strides allow). dout groups like out.
+View group(const View& x, Axes axes, int64_t heads, Wrong semantics = Wrong::none);
+
+// The inverse of group: (N, heads, c, S) -> packed (B, heads*c, T, H, W) with
+// the T, H, W of a's queries or keys. Without `at`, the query positions: a
+// tensor shaped like trace.o, laid out as out.
+Tensor ungroup(const View& grouped, const AttentionArgs& a, Positions at,
+               Wrong semantics = Wrong::none);
 Tensor ungroup(const View& grouped, const AttentionArgs& a, Wrong semantics = Wrong::none);
 
 // The legacy semantics of the unfixed AttnBlock3D and its temporal twin.
