@@ -87,9 +87,8 @@ Tensor from_groups(const View& o, Axes axes, const std::vector<int64_t>& positio
   const int64_t B = positions[0], T = positions[2], H = positions[3], W = positions[4];
   const int64_t N = o.shape()[0], heads = o.shape()[1], Dv = o.shape()[2], S = o.shape()[3];
   const int64_t Cv = heads * Dv;
-  View g = w == Wrong::heads_interleaved
-               ? reshape(permute(o, {0, 2, 1, 3}), {N, Cv, S})
-               : reshape(o, {N, Cv, S});
+  View g = w == Wrong::heads_interleaved ? reshape(permute(o, {0, 2, 1, 3}), {N, Cv, S})
+                                         : reshape(o, {N, Cv, S});
   const bool permute_back = w != Wrong::reshape_without_permute;
   switch (axes) {
     case Axes::spatial:

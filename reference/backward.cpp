@@ -54,12 +54,15 @@ BackwardTrace trace_attention_backward(const AttentionArgs& a, const View& dout_
   const View dS_q[2] = {dS.view(), fw.q};
   const Tensor dq = scaled(einsum("ngpr,ngdr->ngdp", dS_k).view(), a.scale);  // (N, heads, D, Sq)
   const Tensor dk = scaled(einsum("ngpr,ngdp->ngdr", dS_q).view(), a.scale);  // (N, heads, D, Sk)
-  Tensor dq_out = ungroup(dq.view(), a, Positions::query, w);
-  Tensor dk_out = ungroup(dk.view(), a, Positions::key, w);
-  Tensor dv_out = ungroup(dv.view(), a, Positions::key, w);
-  return {
-      std::move(fw),    dout, std::move(dP), std::move(dS), std::move(dq_out), std::move(dk_out),
-      std::move(dv_out)};
+  // dq at the queries' positions, dk and dv at the keys', each a packed
+  // tensor of the full logical shape (a broadcast input is not reduced).
+  return {.forward = std::move(fw),
+          .dout = dout,
+          .dP = std::move(dP),
+          .dS = std::move(dS),
+          .dq = ungroup(dq.view(), a, Positions::query, w),
+          .dk = ungroup(dk.view(), a, Positions::key, w),
+          .dv = ungroup(dv.view(), a, Positions::key, w)};
 }
 
 AttentionGrads attention_backward(const AttentionArgs& a, const View& dout, Wrong w) {

@@ -1,7 +1,7 @@
 // Ground-truth gradients of attention, as the plugin ABI's spec defines them
 // ("The backward pass"), written literally in the grouped coordinates of the
 // forward: for every group and head,
-//     dv = P^T dout,  dP = dout^T v,  dS = P * (dP - rowsum(P * dP)),
+//     dv = dout P,  dP = dout^T v,  dS = P * (dP - rowsum(P * dP)),
 //     dq = scale * k dS^T,  dk = scale * q dS,
 // each an einsum (long double products, compensated sums), then ungrouped.
 #pragma once
