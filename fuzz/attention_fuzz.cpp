@@ -42,6 +42,7 @@ using namespace attncheck;
 struct Target {
   std::shared_ptr<Plugin> plugin;     // null: the built-ins, linked in
   std::vector<attncheck_impl> impls;  // the candidates, chosen per input
+  std::vector<const attncheck_backward_impl*> backward;  // each one's backward, or null
   std::string verify_target;          // how `attncheck verify` names the library
   double max_flops = 2e3;
   bool all_properties = false;
@@ -61,10 +62,12 @@ Target make_target() {
   const std::string path = env("ATTNCHECK_FUZZ_PLUGIN"), only = env("ATTNCHECK_FUZZ_IMPL");
   if (path.empty()) {
     cpu::set_threads(1);  // one exec, one thread: the fuzzer's -jobs parallelize
-    const attncheck_impl builtins[] = {{"cpu", kDLCPU, &cpu::attention},
-                                       {"reference_f32", kDLCPU, &reference_f32::attention}};
-    for (const auto& i : builtins)
-      if (only.empty() || only == i.name) t.impls.push_back(i);
+    static const attncheck_impl builtins[] = {{"cpu", kDLCPU, &cpu::attention},
+                                              {"reference_f32", kDLCPU, &reference_f32::attention}};
+    static const attncheck_backward_impl backward[] = {{"cpu", kDLCPU, &cpu::backward},
+                                                       {"reference_f32", kDLCPU, &reference_f32::backward}};
+    for (int i = 0; i < 2; ++i)
+      if (only.empty() || only == builtins[i].name) t.impls.push_back(builtins[i]), t.backward.push_back(&backward[i]);
     if (t.impls.empty()) {
       std::fprintf(stderr, "attention fuzz: ATTNCHECK_FUZZ_IMPL=%s is not a built-in (cpu, reference_f32)\n",
                    only.c_str());
@@ -87,6 +90,7 @@ Target make_target() {
     std::fprintf(stderr, "attention fuzz: %s has no CPU implementation to fuzz\n", path.c_str());
     std::exit(2);
   }
+  for (const auto& i : t.impls) t.backward.push_back(t.plugin->find_backward(i.name));
   t.verify_target = path;
   return t;
 }
@@ -158,12 +162,24 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // keeps the target near 1,000 execs/s; libFuzzer's coverage steers over
   // all eight. ATTNCHECK_FUZZ_ALL_PROPERTIES=1 checks every property that
   // accepts the case on every input instead (about 8x slower).
-  const attncheck_impl& impl = t.impls[data[0] % t.impls.size()];
-  const auto chosen = static_cast<Property>((data[0] / t.impls.size()) % kPropertyCount);
+  // An implementation with a backward gets backward cases too (a choice
+  // read after the rest of the case): each property then checks its
+  // backward twin (the permutations and robustness: backward.semantics).
+  const size_t which = data[0] % t.impls.size();
+  const attncheck_impl& impl = t.impls[which];
+  const attncheck_backward_impl* backward = t.backward[which];
+  const auto forward_property = static_cast<Property>((data[0] / t.impls.size()) % kPropertyCount);
   DecodeOptions opt;
   opt.max_flops = t.max_flops;
-  opt.property = chosen;
+  opt.property = forward_property;
+  opt.backward_allowed = backward != nullptr;
   const Case c = decode_case(data + 1, size - 1, opt);
+  const Property chosen = !c.backward                                           ? forward_property
+                          : forward_property == Property::layout_invariance    ? Property::backward_layout_invariance
+                          : forward_property == Property::memory               ? Property::backward_memory
+                          : forward_property == Property::group_independence   ? Property::backward_group_independence
+                          : forward_property == Property::head_independence    ? Property::backward_head_independence
+                                                                                : Property::backward_semantics;
   g_impl = &impl;
   g_case = &c;
   g_property = t.all_properties ? nullptr : &chosen;
@@ -183,7 +199,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   CheckOptions check;
   check.run.fork = false;
   check.diagnose = false;
-  for (Property p : all_properties()) {
+  check.backward = backward;
+  for (Property p : every_property()) {
     if ((!t.all_properties && p != chosen) || !property_accepts(p, c)) continue;
     Verdict v;
     try {

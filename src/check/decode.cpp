@@ -59,7 +59,9 @@ Case decode_case(const uint8_t* data, size_t size, const DecodeOptions& opt) {
   }
   const auto prop = opt.property;
   const bool metamorphic = prop == Property::group_independence || prop == Property::query_permutation ||
-                           prop == Property::key_permutation || prop == Property::head_independence;
+                           prop == Property::key_permutation || prop == Property::head_independence ||
+                           prop == Property::backward_group_independence ||
+                           prop == Property::backward_head_independence;
   if (!metamorphic) {
     c.share = static_cast<Share>(in.ConsumeIntegralInRange<int>(0, 2));
     if (c.share == Share::qk_same) c.Tk = c.Tq, c.Hk = c.Hq, c.Wk = c.Wq;
@@ -87,6 +89,19 @@ Case decode_case(const uint8_t* data, size_t size, const DecodeOptions& opt) {
   if (prop == Property::robustness && c.values[0].kind == ValueKind::normal &&
       c.values[1].kind == ValueKind::normal)
     c.values[1].kind = ValueKind::large;
+  if ((prop && is_backward(*prop)) || (opt.backward_allowed && in.ConsumeBool())) {
+    // dout in its own layout, or in out's or q's (flash-attention #355 read
+    // dout with out's strides), and the gradients' layouts.
+    c.backward = true;
+    switch (in.ConsumeIntegralInRange<int>(0, 3)) {
+      case 1: c.layout[kRoleDout] = c.layout[kRoleOut]; break;
+      case 2: c.layout[kRoleDout] = c.layout[kRoleQ]; break;
+      default: c.layout[kRoleDout] = pick_layout(in, !metamorphic); break;
+    }
+    for (int t : {kRoleDq, kRoleDk, kRoleDv}) c.layout[t] = pick_layout(in, false);
+    c.values[3].kind = static_cast<ValueKind>(in.ConsumeIntegralInRange<int>(0, 4));
+    c.values[3].seed = in.ConsumeIntegral<uint32_t>();
+  }
   // Cut sizes down (largest first) until the case is cheap enough.
   while (c.flops() > opt.max_flops) {
     int64_t* dims[] = {&c.B, &c.Tq, &c.Hq, &c.Wq, &c.Tk, &c.Hk, &c.Wk};

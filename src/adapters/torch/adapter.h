@@ -5,6 +5,7 @@
 #include <ATen/core/Tensor.h>
 #include <attncheck/plugin.h>
 
+#include <functional>
 #include <string>
 
 namespace attncheck::torch_adapter {
@@ -14,14 +15,12 @@ namespace attncheck::torch_adapter {
 // std::invalid_argument for a dtype libtorch has no type for.
 at::Tensor view_of(const DLTensor* t);
 
-// Runs f (returning attncheck_status) behind the ABI: a c10::Error or any
+// Runs body (returning attncheck_status) behind the ABI: a c10::Error or any
 // other exception becomes ATTNCHECK_FAILED with its message in message (one
 // line), except libtorch's "not implemented for '<dtype>'", which is a
 // decline (ATTNCHECK_UNSUPPORTED). Sets libtorch's threads first (once per
 // process: verify calls each implementation in a fresh forked child).
-attncheck_status at_boundary(char* message, size_t size,
-                             attncheck_status (*f)(const attncheck_attention*, char*, size_t),
-                             const attncheck_attention* call);
+attncheck_status at_boundary(char* message, size_t size, const std::function<attncheck_status()>& body);
 
 // text shortened to one line (for a TorchScript traceback, its last line).
 std::string one_line(const std::string& text);

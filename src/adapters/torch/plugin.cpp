@@ -94,15 +94,13 @@ int threads() {
 
 }  // namespace
 
-attncheck_status at_boundary(char* message, size_t size,
-                             attncheck_status (*f)(const attncheck_attention*, char*, size_t),
-                             const attncheck_attention* call) {
+attncheck_status at_boundary(char* message, size_t size, const std::function<attncheck_status()>& body) {
   try {
     // Per process, in the call: the parent that forks verify's children never
     // starts libtorch's thread pools, so no child inherits a dead one.
     static const bool once = (at::set_num_threads(threads()), true);
     (void)once;
-    return f(call, message, size);
+    return body();
   } catch (const c10::Error& e) {
     const std::string what = e.what_without_backtrace();
     say(message, size, "libtorch: " + one_line(what));
@@ -144,32 +142,38 @@ at::Tensor from_groups(const at::Tensor& o, attncheck_axes axes, at::IntArrayRef
   return o.reshape({B, H, W, Cv, T}).permute({0, 3, 4, 1, 2});
 }
 
-attncheck_status attnblock3d(const attncheck_attention* call, bool legacy) {
-  const at::Tensor q = view_of(call->q), k = view_of(call->k), v = view_of(call->v);
-  at::Tensor out = view_of(call->out);
-  const int64_t heads = call->heads;
+// The forward as a function of q, k and v (differentiable: the backward
+// runs libtorch's autograd through it), giving out's value.
+struct Args {
+  attncheck_axes axes;
+  int64_t heads;
+  double scale;
+  at::IntArrayRef out_shape;
+};
+
+at::Tensor attnblock3d(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const Args& a, bool legacy) {
+  const int64_t heads = a.heads;
   // (N, C, S) -> (N * heads, D, S): heads head-major within the channels.
   auto split = [&](const at::Tensor& x) {
     const int64_t N = x.size(0), C = x.size(1), S = x.size(2);
     return x.reshape({N * heads, C / heads, S});
   };
-  const at::Tensor qh = split(to_groups(q, call->axes, legacy));  // (N', D, Sq)
-  const at::Tensor kh = split(to_groups(k, call->axes, legacy));  // (N', D, Sk)
-  const at::Tensor vh = split(to_groups(v, call->axes, legacy));  // (N', Dv, Sk)
-  at::Tensor w = at::bmm(qh.permute({0, 2, 1}), kh);              // (N', Sq, Sk)
-  w = w.mul(call->scale);
+  const at::Tensor qh = split(to_groups(q, a.axes, legacy));  // (N', D, Sq)
+  const at::Tensor kh = split(to_groups(k, a.axes, legacy));  // (N', D, Sk)
+  const at::Tensor vh = split(to_groups(v, a.axes, legacy));  // (N', Dv, Sk)
+  at::Tensor w = at::bmm(qh.permute({0, 2, 1}), kh);          // (N', Sq, Sk)
+  w = w.mul(a.scale);
   w = at::softmax(w, 2);
   at::Tensor o = at::bmm(vh, w.permute({0, 2, 1}));  // (N', Dv, Sq)
   o = o.reshape({o.size(0) / heads, o.size(1) * heads, o.size(2)});
-  out.copy_(from_groups(o, call->axes, out.sizes(), legacy));
-  return ATTNCHECK_OK;
+  return from_groups(o, a.axes, a.out_shape, legacy);
 }
 
-attncheck_status fixed(const attncheck_attention* call, char*, size_t) {
-  return attnblock3d(call, false);
+at::Tensor fixed(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const Args& a) {
+  return attnblock3d(q, k, v, a, false);
 }
-attncheck_status legacy(const attncheck_attention* call, char*, size_t) {
-  return attnblock3d(call, true);
+at::Tensor legacy(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const Args& a) {
+  return attnblock3d(q, k, v, a, true);
 }
 
 // (B, C, T, H, W) -> (N, heads, S, D), the layout nn.MultiheadAttention and
@@ -191,25 +195,22 @@ at::Tensor to_heads(const at::Tensor& x, attncheck_axes axes, int64_t heads) {
   return t.reshape({t.size(0), t.size(1), heads, C / heads}).transpose(1, 2);
 }
 
-attncheck_status sdpa(const attncheck_attention* call, char*, size_t) {
-  const at::Tensor q = view_of(call->q), k = view_of(call->k), v = view_of(call->v);
-  at::Tensor out = view_of(call->out);
-  const int64_t B = out.size(0), Cv = out.size(1), T = out.size(2), H = out.size(3),
-                W = out.size(4);
-  at::Tensor qh = to_heads(q, call->axes, call->heads), kh = to_heads(k, call->axes, call->heads),
-             vh = to_heads(v, call->axes, call->heads);
+at::Tensor sdpa(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const Args& a) {
+  const int64_t B = a.out_shape[0], Cv = a.out_shape[1], T = a.out_shape[2], H = a.out_shape[3],
+                W = a.out_shape[4];
+  at::Tensor qh = to_heads(q, a.axes, a.heads), kh = to_heads(k, a.axes, a.heads), vh = to_heads(v, a.axes, a.heads);
 #ifdef ATTNCHECK_SDPA_HAS_SCALE
-  at::Tensor o = at::scaled_dot_product_attention(qh, kh, vh, {}, 0.0, false, call->scale);
+  at::Tensor o = at::scaled_dot_product_attention(qh, kh, vh, {}, 0.0, false, a.scale);
 #else
   // libtorch 1.13's private function scales by 1/sqrt(D) itself and takes no
   // scale: fold the wanted one into q.
   const double D = static_cast<double>(qh.size(3));
   at::Tensor o =
-      std::get<0>(at::_scaled_dot_product_attention(qh.mul(call->scale * std::sqrt(D)), kh, vh));
+      std::get<0>(at::_scaled_dot_product_attention(qh.mul(a.scale * std::sqrt(D)), kh, vh));
 #endif
   // (N, heads, Sq, Dv) -> (N, Sq, Cv) -> (B, Cv, T, H, W)
   o = o.transpose(1, 2).reshape({o.size(0), o.size(2), Cv});
-  switch (call->axes) {
+  switch (a.axes) {
     case ATTNCHECK_SPATIAL:
       o = o.reshape({B, T, H, W, Cv}).permute({0, 4, 1, 2, 3});
       break;
@@ -220,20 +221,55 @@ attncheck_status sdpa(const attncheck_attention* call, char*, size_t) {
       o = o.reshape({B, T, H, W, Cv}).permute({0, 4, 1, 2, 3});
       break;
   }
-  out.copy_(o);
-  return ATTNCHECK_OK;
+  return o;
 }
 
-template <attncheck_status (*F)(const attncheck_attention*, char*, size_t)>
+using Forward = at::Tensor (*)(const at::Tensor&, const at::Tensor&, const at::Tensor&, const Args&);
+
+template <Forward F>
 attncheck_status entry(const attncheck_attention* call, char* message, size_t size) {
-  return at_boundary(message, size, F, call);
+  return at_boundary(message, size, [&] {
+    at::Tensor out = view_of(call->out);
+    out.copy_(F(view_of(call->q), view_of(call->k), view_of(call->v),
+                {call->axes, call->heads, call->scale, out.sizes()}));
+    return ATTNCHECK_OK;
+  });
+}
+
+// The backward through libtorch's autograd: q, k and v copied into leaves
+// (so a broadcast or shared input gets its full logical gradient, as the
+// spec asks), the forward recomputed, out.backward(dout).
+template <Forward F>
+attncheck_status backward_entry(const attncheck_attention_backward* call, char* message, size_t size) {
+  return at_boundary(message, size, [&] {
+    const auto leaf = [](const DLTensor* t) {
+      return view_of(t).detach().clone(at::MemoryFormat::Contiguous).requires_grad_(true);
+    };
+    const at::Tensor q = leaf(call->q), k = leaf(call->k), v = leaf(call->v), dout = view_of(call->dout);
+    const at::Tensor o = F(q, k, v, {call->axes, call->heads, call->scale, dout.sizes()});
+    o.backward(dout);
+    view_of(call->dq).copy_(q.grad());
+    view_of(call->dk).copy_(k.grad());
+    view_of(call->dv).copy_(v.grad());
+    return ATTNCHECK_OK;
+  });
+}
+
+attncheck_status torchscript_entry(const attncheck_attention* call, char* message, size_t size) {
+  return at_boundary(message, size, [&] { return torchscript_attention(call, message, size); });
 }
 
 const attncheck_impl kImpls[] = {
     {"torch_sdpa", kDLCPU, entry<sdpa>},
     {"torch_attnblock3d_fixed", kDLCPU, entry<fixed>},
     {"torch_attnblock3d_legacy", kDLCPU, entry<legacy>},
-    {"torchscript", kDLCPU, entry<torchscript_attention>},
+    {"torchscript", kDLCPU, torchscript_entry},
+};
+
+const attncheck_backward_impl kBackward[] = {
+    {"torch_sdpa", kDLCPU, backward_entry<sdpa>},
+    {"torch_attnblock3d_fixed", kDLCPU, backward_entry<fixed>},
+    {"torch_attnblock3d_legacy", kDLCPU, backward_entry<legacy>},
 };
 
 }  // namespace
@@ -247,4 +283,12 @@ extern "C" __attribute__((visibility("default"))) const attncheck_impl* attnchec
   // torchscript is last: left out when its module is named but does not load.
   *count = sizeof kImpls / sizeof kImpls[0] - (torchscript_offered() ? 0 : 1);
   return kImpls;
+}
+
+extern "C" __attribute__((visibility("default"))) const attncheck_backward_impl* attncheck_backward_impls(
+    int abi_version, size_t* count) {
+  using namespace attncheck::torch_adapter;
+  if (abi_version != ATTNCHECK_BACKWARD_ABI_VERSION) return nullptr;
+  *count = sizeof kBackward / sizeof kBackward[0];
+  return kBackward;
 }
