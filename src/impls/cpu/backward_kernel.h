@@ -45,8 +45,10 @@ struct BackwardKernel {
   static int64_t align(int64_t n) { return round_up(n, 64 / sizeof(T)); }
 
   // One (group, head)'s packed operands in the arena (offsets in T):
-  // Q and dO query-major (rows padded to MR, zero), K^T and V^T key-lane
-  // rows, K key-major (channel lanes), and the row statistics lse, delta.
+  // Q and dO query-major (rows padded to MR, zero); per key tile, K^T and
+  // V^T as D x BK and Dv x BK blocks, and K as BK x W blocks, one per W
+  // channels (key tile k0 starts at k0 * D, k0 * Dv, k0 * ldk); the row
+  // statistics lse, delta. What a micro-kernel streams is contiguous.
   struct Packed {
     int64_t sq_pad, ldq, ldo, sk_pad, ldk;
     int64_t q, dout, kt, vt, k, lse, delta, total;
@@ -54,9 +56,12 @@ struct BackwardKernel {
   static Packed packed(const BackwardPlan& p) {
     Packed L{};
     L.sq_pad = round_up(p.Sq, MR);
-    L.ldq = round_up(p.D, MR);
-    L.ldo = round_up(p.Dv, MR);
-    L.sk_pad = round_up(p.Sk, BackwardPlan::kKeyAlign);
+    // Row strides off the powers of two: a 2 or 4 KiB stride puts every row
+    // a micro-kernel streams in the same few L1 sets.
+    auto off_pow2 = [](int64_t ld) { return ld % 32 == 0 ? ld + MR : ld; };
+    L.ldq = off_pow2(round_up(p.D, MR));
+    L.ldo = off_pow2(round_up(p.Dv, MR));
+    L.sk_pad = p.k_tiles * p.BK;
     L.ldk = round_up(p.D, W);
     int64_t at = 0;
     auto take = [&](int64_t n) { return std::exchange(at, at + align(n)); };
@@ -64,7 +69,7 @@ struct BackwardKernel {
     L.dout = take(L.sq_pad * L.ldo);
     L.kt = take(p.D * L.sk_pad);
     L.vt = take(p.Dv * L.sk_pad);
-    L.k = take(p.Sk * L.ldk);
+    L.k = take(L.sk_pad * L.ldk);
     L.lse = take(L.sq_pad);
     L.delta = take(L.sq_pad);
     L.total = at;
@@ -95,12 +100,13 @@ struct BackwardKernel {
     return L;
   }
 
-  // C[r][v] (+)= post * sum_{t < n} a[r*a_rs + t*a_ts] * b[t*ldb + v*W] for
+  // C[r][v] (+)= post * sum_{t < n} a[r*a_rs + t*a_ts] * b[t*ldb + v*ldv] for
   // MR rows r and NVC vectors v: a broadcast, b a vector, one FMA chain per
   // lane with t in order (then one multiply by post, exact when post is 1).
   template <int NVC, bool ACC>
   ATTNCHECK_CPU_NOINLINE static void mm_tile(const T* a, int64_t a_rs, int64_t a_ts, int64_t n,
-                                             const T* b, int64_t ldb, T* c, int64_t ldc, T post) {
+                                             const T* b, int64_t ldb, int64_t ldv, T* c,
+                                             int64_t ldc, T post) {
     B acc[MR][NVC];
 #pragma GCC unroll 8
     for (int r = 0; r < MR; ++r)
@@ -110,7 +116,7 @@ struct BackwardKernel {
     for (int64_t t = 0; t < n; ++t) {
       B bv[NVC];
 #pragma GCC unroll 8
-      for (int v = 0; v < NVC; ++v) bv[v] = B::load_aligned(b + t * ldb + v * W);
+      for (int v = 0; v < NVC; ++v) bv[v] = B::load_aligned(b + t * ldb + v * ldv);
 #pragma GCC unroll 8
       for (int r = 0; r < MR; ++r) {
         const B ab(a[r * a_rs + t * a_ts]);
@@ -128,10 +134,10 @@ struct BackwardKernel {
   // The product over `rows` (a multiple of MR) rows and nvec vectors.
   template <bool ACC>
   static void mm(int64_t rows, int64_t nvec, const T* a, int64_t a_rs, int64_t a_ts, int64_t n,
-                 const T* b, int64_t ldb, T* c, int64_t ldc, T post = T(1)) {
+                 const T* b, int64_t ldb, T* c, int64_t ldc, T post = T(1), int64_t ldv = W) {
     for (int64_t r0 = 0; r0 < rows; r0 += MR)
       F::by_vectors(nvec, [&](auto nv, int64_t v0) {
-        mm_tile<decltype(nv)::value, ACC>(a + r0 * a_rs, a_rs, a_ts, n, b + v0 * W, ldb,
+        mm_tile<decltype(nv)::value, ACC>(a + r0 * a_rs, a_rs, a_ts, n, b + v0 * ldv, ldb, ldv,
                                           c + r0 * ldc + v0 * W, ldc, post);
       });
   }
@@ -160,24 +166,29 @@ struct BackwardKernel {
     std::fill(base, base + L.total, T(0));
     int64_t* off = reinterpret_cast<int64_t*>(static_cast<T*>(workspace) + scratch(p).off);
     const int64_t g = gh / p.heads, h = gh % p.heads, es = storage_size(p.storage);
-    auto take = [&](const View& v, int64_t n, T* dst, int64_t dst_pos, int64_t dst_ch,
+    auto take = [&](const View& v, int64_t pos0, int64_t n, T* dst, int64_t dst_pos, int64_t dst_ch,
                     int64_t first, int64_t nch) {
-      for (int64_t i = 0; i < n; ++i) off[i] = v.position.offset(i);
+      for (int64_t i = 0; i < n; ++i) off[i] = v.position.offset(pos0 + i);
       gather_view<A>(dst, dst_pos, dst_ch, p.storage, v.base + v.group.offset(g) * es, off, n,
                      v.channel_stride, first, nch);
     };
-    take(p.q, p.Sq, base + L.q, L.ldq, 1, h * p.D, p.D);
-    take(p.dout, p.Sq, base + L.dout, L.ldo, 1, h * p.Dv, p.Dv);
-    take(p.k, p.Sk, base + L.kt, 1, L.sk_pad, h * p.D, p.D);
-    take(p.k, p.Sk, base + L.k, L.ldk, 1, h * p.D, p.D);
-    take(p.v, p.Sk, base + L.vt, 1, L.sk_pad, h * p.Dv, p.Dv);
+    take(p.q, 0, p.Sq, base + L.q, L.ldq, 1, h * p.D, p.D);
+    take(p.dout, 0, p.Sq, base + L.dout, L.ldo, 1, h * p.Dv, p.Dv);
+    for (int64_t k0 = 0; k0 < p.Sk; k0 += p.BK) {
+      const int64_t nk = std::min(p.BK, p.Sk - k0);
+      take(p.k, k0, nk, base + L.kt + k0 * p.D, 1, p.BK, h * p.D, p.D);
+      take(p.v, k0, nk, base + L.vt + k0 * p.Dv, 1, p.BK, h * p.Dv, p.Dv);
+      for (int64_t d0 = 0; d0 < p.D; d0 += W)
+        take(p.k, k0, nk, base + L.k + k0 * L.ldk + d0 * p.BK, W, 1, h * p.D + d0,
+             std::min(W, p.D - d0));
+    }
   }
 
   // S = scale Q_i K_j^T and P = exp(S - lse) for rows q0.. (rows, a
   // multiple of MR) and keys k0.. (nvk vectors), into s (row length BK).
   static void probabilities(const BackwardPlan& p, const Packed& L, const T* base, int64_t q0,
                             int64_t rows, int64_t k0, int64_t nvk, T* s) {
-    mm<false>(rows, nvk, base + L.q + q0 * L.ldq, L.ldq, 1, p.D, base + L.kt + k0, L.sk_pad, s,
+    mm<false>(rows, nvk, base + L.q + q0 * L.ldq, L.ldq, 1, p.D, base + L.kt + k0 * p.D, p.BK, s,
               p.BK, static_cast<T>(p.scale));
     const T* lse = base + L.lse + q0;
     for (int64_t i = 0; i < rows; ++i)
@@ -190,8 +201,8 @@ struct BackwardKernel {
   // dS = P (dO_i V_j^T - delta) into dp (row length BK).
   static void score_gradient(const BackwardPlan& p, const Packed& L, const T* base, int64_t q0,
                              int64_t rows, int64_t k0, int64_t nvk, const T* s, T* dp) {
-    mm<false>(rows, nvk, base + L.dout + q0 * L.ldo, L.ldo, 1, p.Dv, base + L.vt + k0, L.sk_pad, dp,
-              p.BK);
+    mm<false>(rows, nvk, base + L.dout + q0 * L.ldo, L.ldo, 1, p.Dv, base + L.vt + k0 * p.Dv, p.BK,
+              dp, p.BK);
     const T* delta = base + L.delta + q0;
     for (int64_t i = 0; i < rows; ++i)
       for (int64_t c = 0; c < nvk; ++c) {
@@ -234,7 +245,7 @@ struct BackwardKernel {
     const B lane = B::load_aligned(iota);
     for (int64_t k0 = 0; k0 < p.Sk; k0 += p.BK) {
       const int64_t nk = std::min(p.BK, p.Sk - k0), nvk = (nk + W - 1) / W;
-      mm<false>(rows, nvk, base + L.q + q0 * L.ldq, L.ldq, 1, p.D, base + L.kt + k0, L.sk_pad, s,
+      mm<false>(rows, nvk, base + L.q + q0 * L.ldq, L.ldq, 1, p.D, base + L.kt + k0 * p.D, p.BK, s,
                 p.BK, static_cast<T>(p.scale));
       for (int64_t i = 0; i < nq; ++i) {
         const T* row = s + i * p.BK;
@@ -271,7 +282,7 @@ struct BackwardKernel {
       const int64_t nk = std::min(p.BK, p.Sk - k0), nvk = (nk + W - 1) / W;
       probabilities(p, L, base, q0, rows, k0, nvk, s);
       score_gradient(p, L, base, q0, rows, k0, nvk, s, dp);
-      mm<true>(rows, nvd, dp, p.BK, 1, nk, base + L.k + k0 * L.ldk, L.ldk, dq, L.ldk);
+      mm<true>(rows, nvd, dp, p.BK, 1, nk, base + L.k + k0 * L.ldk, W, dq, L.ldk, T(1), p.BK * W);
     }
     const B sc(static_cast<T>(p.scale));
     for (int64_t i = 0; i < nq; ++i)
