@@ -47,6 +47,7 @@ struct VerifyOptions {
   // runs this target) instead of "attncheck verify TARGET --impl NAME"; a
   // replay_command with "{case}" in it is the whole line, the quoted case there.
   std::vector<attncheck_impl> given;
+  std::vector<attncheck_backward_impl> given_backward;  // their backward entry points, by name
   std::string replay_command;
   // Asked before each property run; true stops verify (exit status 2,
   // "interrupted"): the Python package's Ctrl-C.

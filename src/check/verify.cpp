@@ -95,28 +95,31 @@ int run_verify(const VerifyOptions& opt, std::ostream& out, std::ostream& err, s
     return verify_replay(command, p, c, replay_options);
   };
 
+  auto backward_of = [&](const attncheck_impl& impl) -> const attncheck_backward_impl* {
+    if (plugin) return plugin->find_backward(impl.name);
+    for (const auto& b : opt.given_backward)
+      if (std::string(b.name) == impl.name) return &b;
+    return nullptr;
+  };
+
   // The properties each implementation runs: the forward's, and the
   // backward's where it has a backward (asked for with --pass backward and
   // missing, each such run is not verified, with the reason).
   auto properties_of = [&](const attncheck_impl& impl) {
     std::vector<std::pair<Property, std::string>> v;
-    const bool has_backward = plugin && plugin->find_backward(impl.name);
+    const bool has_backward = backward_of(impl) != nullptr;
     for (Property p : opt.properties) {
       if (!is_backward(p)) {
         if (opt.forward) v.push_back({p, ""});
       } else if (opt.backward && has_backward) {
         v.push_back({p, ""});
       } else if (opt.backward && opt.backward_asked) {
-        v.push_back({p, std::string(impl.name) + " has no backward (its library exports no attncheck_backward_impls "
-                                                  "entry for it)"});
+        v.push_back({p, std::string(impl.name) + " has no backward (" + (plugin ? std::string("its library exports no attncheck_backward_impls entry for it")
+                                                           : std::string("this target gives none")) + ")"});
       }
     }
     return v;
   };
-  auto backward_of = [&](const attncheck_impl& impl) {
-    return plugin ? plugin->find_backward(impl.name) : nullptr;
-  };
-
   const auto t0 = std::chrono::steady_clock::now();
   std::vector<Run> runs;
   std::map<std::string, Coverage> coverage;

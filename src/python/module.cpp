@@ -29,6 +29,7 @@ using attncheck::ImplementationError;
 // The bridge of the verify in progress (one at a time: a verify holds the
 // interpreter throughout, so it cannot be re-entered from another thread).
 py::object* g_bridge = nullptr;
+py::object* g_backward_bridge = nullptr;  // the function's autograd backward, or null
 std::string g_array = "torch";  // "torch": DLPack capsules; "numpy": arrays
 // Test-only: false hands byte_offset to the array library as it is, as a
 // bridge that trusts from_dlpack would (libtorch before 2.x drops it).
@@ -150,6 +151,36 @@ attncheck_status py_attention(const attncheck_attention* call, char* message, si
   return static_cast<attncheck_status>(r.first);
 }
 
+// The backward ABI function of the Python implementation: the backward
+// bridge (torch's autograd through the function) gets the eight tensors as
+// DLPack capsules and answers as the forward's bridge does.
+attncheck_status py_backward(const attncheck_attention_backward* call, char* message, size_t size) {
+  py::gil_scoped_acquire gil;
+  std::pair<int, std::string> r;
+  try {
+    r = (*g_backward_bridge)(capsule(call->q), capsule(call->k), capsule(call->v), capsule(call->out),
+                             capsule(call->dout), capsule(call->dq), capsule(call->dk), capsule(call->dv),
+                             call->heads, call->scale,
+                             attncheck::ref::name_of(static_cast<attncheck::Axes>(call->axes)))
+            .cast<std::pair<int, std::string>>();
+  } catch (py::error_already_set& e) {
+    throw ImplementationError(std::string("attncheck's Python bridge failed: ") + e.what());
+  } catch (const py::cast_error& e) {
+    throw ImplementationError(std::string("attncheck's Python bridge failed: ") + e.what());
+  }
+  if (r.first == -2) {
+    g_interrupted = true;
+    return ATTNCHECK_UNSUPPORTED;
+  }
+  if (r.first < 0) throw ImplementationError(r.second);
+  if (size > 0) {
+    const size_t n = std::min(r.second.size(), size - 1);
+    std::memcpy(message, r.second.data(), n);
+    message[n] = '\0';
+  }
+  return static_cast<attncheck_status>(r.first);
+}
+
 // Around each forked call: the interpreter's own fork protocol (as
 // os.fork does it), and what Python buffered flushed first (or the child
 // would write it into its captured output).
@@ -219,11 +250,12 @@ py::dict run_dict(const attncheck::VerifyRun& r) {
   return d;
 }
 
-// verify(bridge, name, source, replay_command, args, array) ->
-// (exit status, report text, error text, runs)
+// verify(bridge, name, source, replay_command, args, array, backward_bridge) ->
+// (exit status, report text, error text, runs). backward_bridge None: the
+// function has no backward (NumPy arrays have no autograd).
 py::tuple verify(py::object bridge, const std::string& name, const std::string& source,
                  const std::string& replay_command, const std::vector<std::string>& args,
-                 const std::string& array) {
+                 const std::string& array, py::object backward_bridge) {
   if (!attncheck::valid_impl_name(name.c_str()))
     throw py::value_error("implementation name '" + name + "' is not [a-z0-9_.-]+");
   if (array != "torch" && array != "numpy") throw py::value_error("array must be 'torch' or 'numpy', not '" + array + "'");
@@ -242,6 +274,7 @@ py::tuple verify(py::object bridge, const std::string& name, const std::string& 
   static std::string impl_name;  // the ABI's name pointer must outlive the verify
   impl_name = name;
   opt.given = {attncheck_impl{impl_name.c_str(), kDLCPU, py_attention}};
+  if (!backward_bridge.is_none()) opt.given_backward = {attncheck_backward_impl{impl_name.c_str(), kDLCPU, py_backward}};
   opt.target = source;
   opt.replay_command = replay_command;
   opt.progress = false;
@@ -252,17 +285,18 @@ py::tuple verify(py::object bridge, const std::string& name, const std::string& 
   std::ostringstream out, err;
   std::vector<attncheck::VerifyRun> runs;
   g_bridge = &bridge;
+  g_backward_bridge = &backward_bridge;
   g_array = array;
   attncheck::set_fork_hooks({before_fork, after_fork_parent, after_fork_child});
   int status;
   try {
     status = attncheck::run_verify(opt, out, err, &runs);
   } catch (...) {
-    g_bridge = nullptr;
+    g_bridge = g_backward_bridge = nullptr;
     attncheck::set_fork_hooks({});
     throw;
   }
-  g_bridge = nullptr;
+  g_bridge = g_backward_bridge = nullptr;
   attncheck::set_fork_hooks({});
   if (PyErr_Occurred()) throw py::error_already_set();
   if (g_interrupted) {
@@ -311,7 +345,7 @@ py::tuple case_axes_dtype(const std::string& text) {
 PYBIND11_MODULE(_core, m) {
   m.doc() = "attncheck's C++ checker (use the attncheck package, not this module)";
   m.def("verify", &verify, py::arg("bridge"), py::arg("name"), py::arg("source"), py::arg("replay_command"),
-        py::arg("args"), py::arg("array"));
+        py::arg("args"), py::arg("array"), py::arg("backward_bridge") = py::none());
   m.def("current_call", &current_call);
   m.def("case_axes_dtype", &case_axes_dtype);
   m.def("set_fold_offsets", [](bool fold) { g_fold_offsets = fold; });

@@ -215,6 +215,63 @@ def make_bridge(fn, array):
     return bridge
 
 
+def make_backward_bridge(fn, array):
+    """The backward the C++ implementation calls: (q, k, v, out, dout, dq, dk,
+    dv, heads, scale, axes) -> (status, message), through torch's autograd:
+    q, k and v copied into leaves (a broadcast or shared input gets its full
+    logical gradient, as the spec asks), fn called again, its output's
+    backward(dout), the leaves' gradients written into dq, dk and dv. None
+    for NumPy arrays: they have no autograd."""
+    if array != "torch":
+        return None
+    arrays = _Torch()
+    torch = arrays.torch
+    takes_out = _takes_out(fn)
+
+    def backward(q, k, v, out, dout, dq, dk, dv, heads, scale, axes):
+        try:
+            q, k, v, out, dout, dq, dk, dv = (arrays.from_dlpack(c) for c in (q, k, v, out, dout, dq, dk, dv))
+            leaves = [x.detach().clone().requires_grad_(True) for x in (q, k, v)]
+            kwargs = {"heads": heads, "scale": scale, "axes": axes}
+            with torch.enable_grad():
+                if takes_out:
+                    kwargs["out"] = torch.empty(tuple(out.shape), dtype=out.dtype)
+                result = fn(*leaves, **kwargs)
+                if result is None and takes_out:
+                    result = kwargs["out"]
+                if result is None:
+                    return -1, ("returned None: return the output (shape %s), or take an `out` argument "
+                                "and write it" % _shape(out))
+                problem = arrays.problem(result, out)
+                if problem:
+                    return -1, problem
+                if not result.requires_grad:
+                    return -1, ("its output does not depend on q, k or v through torch's autograd (computed "
+                                "under torch.no_grad(), detached, or outside torch): no gradient to check")
+                result.backward(dout)
+            with torch.no_grad():
+                for leaf, grad in zip(leaves, (dq, dk, dv)):
+                    if leaf.grad is None:  # the output does not depend on it: its gradient is 0
+                        grad.zero_()
+                    else:
+                        grad.copy_(leaf.grad)
+            return 0, ""
+        except Unsupported as e:
+            return 1, str(e) or "declined (attncheck.Unsupported)"
+        except KeyboardInterrupt as e:
+            if not _in_child:
+                return -2, ""
+            traceback.print_exc()
+            return -1, _describe_exception(e)
+        except BaseException as e:  # noqa: B902
+            traceback.print_exc()
+            return -1, _describe_exception(e)
+        finally:
+            _flush()
+
+    return backward
+
+
 def impl_name(fn):
     """A name of the ABI's alphabet ([a-z0-9_.-]+) for fn."""
     raw = getattr(fn, "__name__", None) or type(fn).__name__
@@ -282,7 +339,7 @@ class Report:
 
 
 def _options(axes, dtypes, properties, cases, seed, precision, strict, no_declines, fork, case, timeout,
-             memory_limit, json, junit, brief):
+             memory_limit, json, junit, brief, passes=None):
     """verify()'s keywords as the command line's options (one parser, in C++)."""
     def words(x):
         return [x] if isinstance(x, str) else list(x)
@@ -294,6 +351,8 @@ def _options(axes, dtypes, properties, cases, seed, precision, strict, no_declin
         args += ["--dtype", ",".join(words(dtypes))]
     if properties is not None:
         args += ["--property", ",".join(words(properties))]
+    if passes is not None:
+        args += ["--pass", ",".join(words(passes))]
     for flag, value in (("--cases", cases), ("--seed", seed), ("--precision", precision), ("--case", case),
                         ("--timeout", timeout), ("--memory-limit", memory_limit), ("--json", json),
                         ("--junit", junit)):
@@ -323,13 +382,19 @@ def run(fn, args, *, source=None, replay=None, array=None, name=None):
         else:  # a lambda, a closure, a callable object: the call that replays it
             replay = "attncheck.verify(%s, case={case})" % name
     bridge = make_bridge(fn, array)
-    status, text, errors, runs = _core.verify(bridge, name, source, replay, [str(a) for a in args], array)
+    # The backward (fn's autograd gradients) only when a pass asks for it:
+    # each backward case costs a forward and a backward call in a forked
+    # child, which would double every run's time by default.
+    args = [str(a) for a in args]
+    wants_backward = any(a == "--pass" and "backward" in b.split(",") for a, b in zip(args, args[1:]))
+    backward = make_backward_bridge(fn, array) if wants_backward else None
+    status, text, errors, runs = _core.verify(bridge, name, source, replay, args, array, backward)
     return Report(status, text, errors, runs)
 
 
 def verify(fn, *, axes=None, dtypes=None, properties=None, cases=None, seed=None, precision=None, strict=False,
            no_declines=False, fork=True, case=None, timeout=None, memory_limit=None, json=None, junit=None,
-           brief=False, array=None, name=None):
+           brief=False, array=None, name=None, passes=None):
     """Verifies ``fn(q, k, v, *, heads, scale, axes) -> out`` on every property
     (or ``properties``), axes family (``axes``) and dtype (``dtypes``, default
     f32) over ``cases`` generated cases each; returns a Report.
@@ -338,9 +403,11 @@ def verify(fn, *, axes=None, dtypes=None, properties=None, cases=None, seed=None
     as Python lists or comma-separated strings; ``fork=False`` calls in this
     process (a crash then ends the interpreter); ``case`` replays one case
     (the text of a failure's replay line). ``array``: 'torch', 'numpy' or
-    'auto' (torch when torch is imported). A bad option raises ValueError
-    with the command line's one-line message.
+    'auto' (torch when torch is imported). ``passes``: 'forward' (the
+    default), 'backward' or both: the backward checks fn's gradients through
+    torch's autograd (torch arrays only; NumPy has no autograd). A bad option
+    raises ValueError with the command line's one-line message.
     """
     args = _options(axes, dtypes, properties, cases, seed, precision, strict, no_declines, fork, case, timeout,
-                    memory_limit, json, junit, brief)
+                    memory_limit, json, junit, brief, passes)
     return run(fn, args, array=array, name=name)
