@@ -8,8 +8,11 @@
 // small but real amount are caught.
 //
 // ATTNCHECK_BACKWARD_CASES sets the backward.semantics cases per dtype,
-// shared among the dtype's variants (default 160; ci/false-alarms runs
-// 100,000); backward.layout_invariance (non-strict) runs a fifth of that.
+// shared among the dtype's variants (default 600, about 8 s in all in a
+// release build; 40 under the sanitizers; ci/false-alarms runs 100,000);
+// backward.layout_invariance (non-strict) runs a fifth of that. f16
+// failures whose exact gradients lie past f16's range are counted apart
+// (outside_f16), not as false alarms.
 // ATTNCHECK_SEED shifts the seeds. Each test prints, per variant, the
 // cases run and the worst error / bound seen.
 #include <attncheck/generators.h>
@@ -31,6 +34,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <map>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -106,7 +110,12 @@ std::vector<Pair> pairs(DType dt) {
 
 int backward_cases() {
   const char* v = std::getenv("ATTNCHECK_BACKWARD_CASES");
-  return v && *v ? std::max(1, std::atoi(v)) : 160;
+#if defined(__SANITIZE_ADDRESS__)
+  const int fallback = 40;  // the sanitizers run the reference ~20x slower
+#else
+  const int fallback = 600;
+#endif
+  return v && *v ? std::max(1, std::atoi(v)) : fallback;
 }
 
 uint64_t seed_shift() {
@@ -144,13 +153,17 @@ std::string outside_f16(const Case& c) {
   return "";
 }
 
-// A failure whose first differing element is not finite (an inf or NaN
-// written where the reference is finite).
+// A failure whose first differing element is not finite: an inf or NaN
+// written where the reference is finite (backward.semantics: "got inf"),
+// or in one of the two layouts (backward.layout_invariance: "inf in the
+// case", where both runs wrote the same inf: the non-strict comparison
+// |x - y| <= 2 bound is false for x = y = inf, as inf - inf is NaN; see
+// DISABLED_EqualInfinitiesInTwoLayoutsAreEqual).
 bool nonfinite_failure(const Verdict& v) {
   for (const auto& d : v.details)
-    if (d.find(", got inf") != std::string::npos || d.find(", got -inf") != std::string::npos ||
-        d.find(", got nan") != std::string::npos || d.find(", got -nan") != std::string::npos)
-      return true;
+    for (const char* w : {", got inf", ", got -inf", ", got nan", ", got -nan", ": inf in the case",
+                          ": -inf in the case", ": nan in the case", ": -nan in the case"})
+      if (d.find(w) != std::string::npos) return true;
   return false;
 }
 
@@ -162,6 +175,7 @@ void expect_no_false_alarm(DType dt, Property p, int cases) {
   const auto start = std::chrono::steady_clock::now();
   int total = 0, declined_total = 0, outside_total = 0, index = 0;
   std::string first_outside;
+  std::map<std::string, int> outside_by;  // by the first tensor past the range
   double worst_all = 0;
   for (const Pair& pair : ps) {
     const attncheck_impl impl{"variant", kDLCPU, pair.forward};
@@ -199,6 +213,7 @@ void expect_no_false_alarm(DType dt, Property p, int cases) {
             const std::string why = outside_f16(c);
             if (!why.empty()) {
               if (outside++ == 0) first_outside = verdict_text(c, v) + "\n  (" + why + ")";
+              ++outside_by[why.substr(10, 2)];  // "the exact dq reaches ...": dq, dk, dv or dS
               RC_DISCARD("outside f16's range");
             }
           }
@@ -229,7 +244,11 @@ void expect_no_false_alarm(DType dt, Property p, int cases) {
               p == Property::backward_semantics ? (", worst error / bound " + std::to_string(worst_all)).c_str()
                                                 : "",
               secs);
-  if (!first_outside.empty()) std::printf("  the first case outside f16's range:\n%s\n", first_outside.c_str());
+  if (!first_outside.empty()) {
+    std::printf("  outside f16's range, by the first tensor (dq, dk, dv, then dS) past it:");
+    for (const auto& [name, count] : outside_by) std::printf(" %s %d", name.c_str(), count);
+    std::printf("\n  the first case outside f16's range:\n%s\n", first_outside.c_str());
+  }
   ::testing::Test::RecordProperty("cases", total);
   ::testing::Test::RecordProperty("outside_f16_range", outside_total);
   if (p == Property::backward_semantics)
@@ -285,6 +304,30 @@ TEST(BackwardErrorModel, AGradientPastF16sRangeIsOutsideTheDomain) {
   const std::string why = outside_f16(c);
   EXPECT_NE(why.find("the exact dq reaches"), std::string::npos) << why;
   std::printf("%s\n  (%s)\n", verdict_text(c, v).c_str(), why.c_str());
+}
+
+// backward.layout_invariance, non-strict, calls two runs that wrote the
+// same inf different: it compares |x - y| <= 2 bound, NaN for x = y = inf
+// (src/check/backward_properties.cpp, compare_runs; the strict branch
+// takes x == y). Found by the f16 false-alarm run on cases whose exact dq
+// lies past 65504, where every correct f16 kernel writes inf in both
+// layouts. Disabled until the comparison takes equal values as equal
+// (enable it then).
+TEST(BackwardErrorModel, DISABLED_EqualInfinitiesInTwoLayoutsAreEqual) {
+  const Case c = Case::parse(
+      "temporal f16 B=1 C=1 Cv=1 heads=1 q=4x1x1 k=2x1x1 scale=1 share=none place=low Lq=0/1/0:0:0:0:0/0/a/0/0 "
+      "Lk=0/1/0:0:0:0:0/0/a/0/0 Lv=0/1/0:0:0:0:0/0/a/0/0 Lout=0/1/0:0:0:0:0/0/a/0/0 Ldout=0/1/0:0:0:0:0/0/a/0/0 "
+      "Ldq=0/1/0:0:0:0:0/0/a/0/0 Ldk=0/1/0:0:0:0:0/0/a/0/0 Ldv=0/1/0:0:0:0:0/0/a/0/0 Vq=ties:80251 "
+      "Vk=dominant:50937 Vv=scaled:89058 Vdout=large:1091");
+  const attncheck_impl impl{"variant", kDLCPU, fused16<64, false, false, false, false>};
+  const attncheck_backward_impl bimpl{"variant", kDLCPU,
+                                      backward_variant<BackwardOrder::flash64, Rounding::fused>};
+  CheckOptions opt;
+  opt.run.fork = false;
+  opt.backward = &bimpl;
+  EXPECT_NE(outside_f16(c), "");
+  const Verdict v = check_property(Property::backward_layout_invariance, impl, c, opt);
+  EXPECT_EQ(v.kind, Verdict::pass) << verdict_text(c, v);
 }
 
 // The bound is not vacuous: a kernel wrong by a small but real amount is
