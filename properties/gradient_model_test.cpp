@@ -8,7 +8,7 @@
 // small but real amount are caught.
 //
 // ATTNCHECK_BACKWARD_CASES sets the backward.semantics cases per dtype,
-// shared among the dtype's variants (default 600, about 8 s in all in a
+// shared among the dtype's variants (default 600, about 7 s in all in a
 // release build; 40 under the sanitizers; ci/false-alarms runs 100,000);
 // backward.layout_invariance (non-strict) runs a fifth of that. f16
 // failures whose exact gradients lie past f16's range are counted apart
