@@ -51,6 +51,12 @@ struct GradientExpectation {
 // contract p (f16, bf16; f32 and f64 have one).
 GradientExpectation expect_gradients(const GuardedCase& g, Precision p = Precision::fused,
                                      double safety = kSafetyFactor);
+// got, where the dtype cannot hold a gradient: an element that is ±inf with
+// the sign of want, where |want| + bound reaches the dtype's overflow
+// threshold (its largest finite value plus half an ulp: f16's 65520),
+// is taken as want (every correct kernel in that dtype rounds it to inf;
+// the forward never meets this, its out being a weighted average of v).
+ref::Tensor within_range(const ref::Tensor& got, const ref::Tensor& want, const ref::Tensor& bound, DType dtype);
 // One line: what the contract allows the backward.
 std::string describe_gradients(Precision p, DType dtype);
 // The named wrong reading the gradients match (every element of dq, dk and

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <functional>
 #include <limits>
+#include <memory>
 #include <vector>
 
 namespace attncheck {
@@ -128,6 +129,25 @@ bool within(const std::array<ref::Tensor, 3>& got, const GradientExpectation& e)
 }
 
 }  // namespace
+
+ref::Tensor within_range(const ref::Tensor& got, const ref::Tensor& want, const ref::Tensor& bound, DType dtype) {
+  long double largest = 0;
+  switch (dtype) {
+    case DType::f16: largest = 65504; break;
+    case DType::bf16: largest = 0x1.fep127L; break;
+    case DType::f32: largest = std::numeric_limits<float>::max(); break;
+    case DType::f64: largest = std::numeric_limits<double>::max(); break;
+    case DType::ext: return got;
+  }
+  const long double overflow = largest * (1 + unit_roundoff(dtype) / 2);
+  ref::Tensor r = got;
+  r.data = std::make_shared<std::vector<ref::real>>(*got.data);
+  for (int64_t i = 0; i < r.numel(); ++i)
+    if (std::isinf(got[i]) && std::signbit(got[i]) == std::signbit(want[i]) &&
+        std::fabs(want[i]) + bound[i] >= overflow)
+      r[i] = want[i];
+  return r;
+}
 
 GradientExpectation expect_gradients(const GuardedCase& g, Precision p, double K) {
   return expect_gradients(reference_args(g), g.view(kRoleDout), g.spec().dtype, p, ref::Wrong::none, K);
