@@ -117,6 +117,8 @@ Case decode_case(const uint8_t* data, size_t size, const DecodeOptions& opt) {
     if (c.axes == Axes::temporal) c.Hk = c.Hq = std::min(c.Hq, c.Hk), c.Wk = c.Wq = std::min(c.Wq, c.Wk);
     if (c.share == Share::qk_same) c.Tk = c.Tq, c.Hk = c.Hq, c.Wk = c.Wq;
   }
+  // Channels cut down above: the overlap of k and v cannot exceed them.
+  c.kv_overlap = std::min(c.kv_overlap, std::min(c.C, c.Cv));
   c.normalize();
   return c;
 }
