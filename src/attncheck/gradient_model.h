@@ -57,6 +57,12 @@ GradientExpectation expect_gradients(const GuardedCase& g, Precision p = Precisi
 // is taken as want (every correct kernel in that dtype rounds it to inf;
 // the forward never meets this, its out being a weighted average of v).
 ref::Tensor within_range(const ref::Tensor& got, const ref::Tensor& want, const ref::Tensor& bound, DType dtype);
+// Where the contract rounds an intermediate to f16 (dS before the dq and dk
+// products; dP too under `unfused` and `input`) and the exact value is past
+// f16's largest finite value, no kernel of that contract can compute the
+// case: the sentence saying which value gets there, or "" (always for f32,
+// f64 and bf16's range on these cases). The backward's contract_overflow.
+std::string gradient_contract_overflow(const GuardedCase& g, Precision p);
 // One line: what the contract allows the backward.
 std::string describe_gradients(Precision p, DType dtype);
 // The named wrong reading the gradients match (every element of dq, dk and

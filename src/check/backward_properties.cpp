@@ -75,6 +75,7 @@ Verdict semantics(const attncheck_impl& impl, const Case& c, const CheckOptions&
       for (int64_t j = 0; j < got.t[i].numel() && !nan; ++j) nan = std::isnan(got.t[i][j]) && !std::isnan(e.want[i][j]);
     if (!nan) {
       v.diagnosis = diagnose_gradients(g, got.t, e, opt.precision);
+      if (v.diagnosis.empty()) v.diagnosis = gradient_contract_overflow(g, opt.precision);
     } else {
       GuardedCase finite(c);
       finite.refill_around_inputs(kFinitePoison);
@@ -82,6 +83,7 @@ Verdict semantics(const attncheck_impl& impl, const Case& c, const CheckOptions&
       Verdict rerun;
       if (run_backward(impl, finite, opt, rerun, &again)) {
         v.diagnosis = diagnose_gradients(finite, again.t, e, opt.precision);
+        if (v.diagnosis.empty()) v.diagnosis = gradient_contract_overflow(g, opt.precision);
         bool still = false;
         for (int i = 0; i < 3; ++i)
           for (int64_t j = 0; j < again.t[i].numel() && !still; ++j)

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <functional>
 #include <limits>
 #include <memory>
@@ -147,6 +148,28 @@ ref::Tensor within_range(const ref::Tensor& got, const ref::Tensor& want, const 
         std::fabs(want[i]) + bound[i] >= overflow)
       r[i] = want[i];
   return r;
+}
+
+std::string gradient_contract_overflow(const GuardedCase& g, Precision p) {
+  const DType dtype = g.spec().dtype;
+  if (dtype != DType::f16) return "";
+  const Precision contract = contract_for(dtype, p);
+  const ref::BackwardTrace tr = ref::trace_attention_backward(reference_args(g), g.view(kRoleDout));
+  const long double limit = 65504 * (1 - 4 * unit_roundoff(dtype));  // rounding on the way keeps a margin
+  const std::pair<const char*, const ref::Tensor*> rounded[] = {{"dS", &tr.dS}, {"dP", &tr.dP}};
+  for (const auto& [name, t] : rounded) {
+    if (t == &tr.dP && contract == Precision::fused) continue;  // fused keeps dP in f32
+    for (int64_t i = 0; i < t->numel(); ++i)
+      if (std::fabs((*t)[i]) > limit) {
+        char b[200];
+        std::snprintf(b, sizeof b,
+                      "the contract rounds %s to f16, and %s reaches %.6Lg, past f16's largest finite value 65504: "
+                      "no kernel of this contract computes the case",
+                      name, name, static_cast<long double>((*t)[i]));
+        return b;
+      }
+  }
+  return "";
 }
 
 GradientExpectation expect_gradients(const GuardedCase& g, Precision p, double K) {
